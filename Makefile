@@ -1,0 +1,49 @@
+# `make help` lists the targets. Everything runs inside .venv, created on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+MAX_FREQ ?= 20
+# `mlflow run --env-manager local` runs `python …` from PATH: make it the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-all lint format bench ui clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(BIN)/.installed ## create .venv and install the pinned requirements
+
+run: venv ## one experiment: mlflow run . -P max_freq=$(MAX_FREQ) (SQLite store mlflow.db)
+	$(BIN)/mlflow run . -P max_freq=$(MAX_FREQ) --env-manager local
+	@echo
+	@echo "Results: tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}, artifacts under ./mlruns"
+	@echo "Browse and compare runs: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}  (then open http://127.0.0.1:5000)"
+
+test: venv ## the test suite (slow tests excluded; see test-all)
+	$(BIN)/python -m pytest
+
+test-all: venv ## the test suite including tests marked slow
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+lint: venv ## ruff check and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: venv ## ruff format and autofix
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: venv ## benchmarks/bench_main.py: main vs a bare Keras script
+	$(BIN)/python benchmarks/bench_main.py
+
+ui: venv ## the MLflow UI on the default store
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
+
+clean: ## remove the local tracking store and caches (keeps .venv)
+	rm -rf mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache

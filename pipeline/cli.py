@@ -1,0 +1,85 @@
+"""Thin command-line edge shared by the stage entry points.
+
+Flags are built from the config dataclasses, so `--help` shows each knob's default and meaning
+and no default is written twice. Every value arrives as a string (as MLflow passes it) and is
+parsed and validated by the configs. A user mistake prints one line, `error: …`, records a
+FAILED run saying the same, and exits 2; Ctrl-C or SIGTERM exits 130 with the run KILLED.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pipeline import tracking
+from pipeline.config import UserError
+
+
+def build_parser(
+    prog: str, description: str, configs: Sequence[type], extra: Sequence[tuple[str, str]] = ()
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    seen = set()
+    for config in configs:
+        for f in dataclasses.fields(config):
+            if f.name not in seen:
+                seen.add(f.name)
+                help_text = f"{f.metadata['help']}; {f.metadata['allowed']}"
+                parser.add_argument(f"--{f.name}", default=str(f.default), help=help_text)
+    for name, help_text in extra:
+        parser.add_argument(f"--{name}", default="", help=help_text)
+    return parser
+
+
+def activate_backend(name: str) -> None:
+    """Choose the Keras backend and import it now, before any run is open: the import takes
+    seconds, and an interrupt that lands inside it can leave the process unable to exit."""
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != name:
+            raise UserError(
+                f"backend={name!r} is not allowed: Keras is already running on "
+                f"{keras.backend.backend()!r} in this process"
+            )
+    os.environ["KERAS_BACKEND"] = name
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow start-up chatter
+    import keras
+
+
+def run(
+    step: str,
+    doc: str | None,
+    build: Callable[[dict[str, Any]], Any],
+    execute: Callable[[Any, dict[str, Any]], Any],
+    configs: Sequence[type],
+    argv: Sequence[str] | None,
+    extra: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Parse argv, validate with `build(raw)`, then `execute(cfg, raw)`; never a bare traceback
+    for a user mistake."""
+    summary = (doc or "").split("\n\n")[0]
+    parser = build_parser(f"python -m pipeline.{step}", summary, configs, extra)
+    raw = vars(parser.parse_args(argv))
+    tracking.install_signal_handlers()
+    # Progress bars for local artifact copies are noise in a pipeline's log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        try:
+            cfg = build(raw)
+        except UserError as exc:
+            tracking.record_failure(step, raw, str(exc))
+            raise
+        execute(cfg, raw)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{step}: interrupted; the run was marked KILLED", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # The runs are closed; don't wait on backend worker threads that may never finish.
+        os._exit(130)

@@ -1,0 +1,155 @@
+"""Every knob of the pipeline: its default, its meaning and what values it allows.
+
+One frozen dataclass per stage is the single source of truth for defaults. The CLI builds its
+flags from these fields, `MLproject` repeats the defaults (a test keeps them equal), and
+`__post_init__` validates every value once, raising `ConfigError` with a one-line message that
+names the parameter, the value given and what is allowed.
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKENDS = ("tensorflow", "jax")
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for (not a bug): reported as one line, exit code 2."""
+
+
+class ConfigError(UserError):
+    def __init__(self, name: str, value: Any, allowed: str):
+        super().__init__(f"{name}={value!r} is not allowed: expected {allowed}")
+        self.name = name
+
+
+def _knob(default: Any, help: str, ok: Callable[[Any], bool], allowed: str) -> Any:
+    return field(default=default, metadata={"help": help, "ok": ok, "allowed": allowed})
+
+
+def _at_least(low: int) -> Callable[[Any], bool]:
+    return lambda v: v >= low
+
+
+def _positive_finite(v: float) -> bool:
+    return math.isfinite(v) and v > 0
+
+
+class _Validated:
+    """Mixin: check each field against its metadata, parse fields from strings."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                object.__setattr__(self, f.name, value)
+            if type(value) is not f.type or not f.metadata["ok"](value):
+                raise ConfigError(f.name, value, f.metadata["allowed"])
+
+    @classmethod
+    def from_strings(cls, raw: Mapping[str, Any]) -> Any:
+        """Build from CLI/MLflow strings; keys of other stages are ignored."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name in raw and raw[f.name] is not None:
+                values[f.name] = _parse(f, raw[f.name])
+        return cls(**values)
+
+    def as_params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _parse(f: dataclasses.Field, text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        if f.type is int:
+            return int(text.strip())
+        if f.type is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f.name, text, f.metadata["allowed"]) from None
+    return text
+
+
+@dataclass(frozen=True)
+class DataConfig(_Validated):
+    """generate_data: sin(f·t) series for f = 1 … max_freq−1, t over one period from phase φ."""
+
+    max_freq: int = _knob(
+        20, "frequencies 1 … max_freq−1 are generated", _at_least(2), "an integer ≥ 2"
+    )
+    time_steps: int = _knob(
+        100, "points per series, over [φ, 2π+φ]", _at_least(2), "an integer ≥ 2"
+    )
+    samples_per_freq: int = _knob(
+        10, "training series per frequency", _at_least(1), "an integer ≥ 1"
+    )
+    test_samples_per_freq: int = _knob(
+        10, "held-out series per frequency", _at_least(1), "an integer ≥ 1"
+    )
+    seed: int = _knob(0, "seed for phases and weights", _at_least(0), "an integer ≥ 0")
+
+    @property
+    def aliasing_limit(self) -> float:
+        """Above this max_freq the sampled series alias: (time_steps − 1) / 2."""
+        return (self.time_steps - 1) / 2
+
+    @property
+    def aliased(self) -> bool:
+        return self.max_freq >= self.aliasing_limit
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Validated):
+    """train: Input → LSTM → Dense(relu) → Dropout → Dense(1, relu), Adam on MSE."""
+
+    epochs: int = _knob(200, "training epochs", _at_least(1), "an integer ≥ 1")
+    batch_size: int = _knob(32, "minibatch size", _at_least(1), "an integer ≥ 1")
+    lstm_units: int = _knob(100, "LSTM width", _at_least(1), "an integer ≥ 1")
+    dense_units: int = _knob(100, "hidden Dense width", _at_least(1), "an integer ≥ 1")
+    dropout: float = _knob(
+        0.1, "dropout rate after the hidden Dense", lambda v: 0 <= v < 1, "a number in [0, 1)"
+    )
+    learning_rate: float = _knob(
+        0.001, "Adam learning rate (Keras default 0.001)", _positive_finite, "a number > 0"
+    )
+    backend: str = _knob(
+        "tensorflow", "Keras backend", lambda v: v in BACKENDS, " or ".join(BACKENDS)
+    )
+    seed: int = _knob(0, "seed for phases and weights", _at_least(0), "an integer ≥ 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig(_Validated):
+    """evaluate: metrics on both sets and the divergence verdict."""
+
+    divergence_ratio: float = _knob(
+        0.5,
+        "a run diverged if mae_train / baseline_mae_train ≥ this",
+        _positive_finite,
+        "a number > 0",
+    )
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `main` needs: the three stage configs, sharing one seed."""
+
+    data: DataConfig
+    train: TrainConfig
+    eval: EvalConfig
+
+    @classmethod
+    def from_strings(cls, raw: Mapping[str, Any]) -> "PipelineConfig":
+        return cls(
+            DataConfig.from_strings(raw),
+            TrainConfig.from_strings(raw),
+            EvalConfig.from_strings(raw),
+        )
+
+    def as_params(self) -> dict[str, Any]:
+        return {**self.data.as_params(), **self.train.as_params(), **self.eval.as_params()}

@@ -1,0 +1,157 @@
+"""Stage 3, evaluate: score a trained model on both sets and decide whether it diverged.
+
+Reads: `--train_run_id` (a FINISHED train run: its model, its data, its loss history) and an
+EvalConfig. Writes (as an `evaluate` run): metrics `mae_*`, `rmse_*`, `r2_*`,
+`baseline_mae_*`, `mae_ratio_*` for train and test, `diverged` (0/1) with tag
+`diverged_reason`; `predictions/{train,test}.csv` (true_freq, phase, prediction, error) and
+`plots/predicted_vs_true.png`.
+
+Divergence, the one definition used everywhere: a run diverged if its training loss became
+non-finite, or if mae_train / baseline_mae_train ≥ divergence_ratio, where the baseline is the
+best constant predictor (the median training frequency).
+
+    mlflow run . -e evaluate -P train_run_id=<train run id> --env-manager local
+"""
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline import generate_data
+from pipeline.config import EvalConfig, UserError
+from pipeline.generate_data import Dataset
+
+NONFINITE, MAE_RATIO, NONE = "nonfinite_loss", "mae_ratio", "none"
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    diverged_reason: str  # NONFINITE, MAE_RATIO or NONE
+    predictions: dict[str, pd.DataFrame]
+
+
+def regression_metrics(true: np.ndarray, pred: np.ndarray, split: str) -> dict[str, float]:
+    if not np.all(np.isfinite(pred)):
+        return {f"{m}_{split}": math.nan for m in ("mae", "rmse", "r2")}
+    err = pred - true
+    ss_tot = float(np.sum((true - true.mean()) ** 2))
+    return {
+        f"mae_{split}": float(np.mean(np.abs(err))),
+        f"rmse_{split}": float(np.sqrt(np.mean(err**2))),
+        f"r2_{split}": 1 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else math.nan,
+    }
+
+
+def divergence_reason(loss: Sequence[float], mae_ratio_train: float, threshold: float) -> str:
+    if not np.all(np.isfinite(loss)) or not math.isfinite(mae_ratio_train):
+        return NONFINITE
+    return MAE_RATIO if mae_ratio_train >= threshold else NONE
+
+
+def evaluate(
+    cfg: EvalConfig,
+    datasets: dict[str, Dataset],
+    predictions: dict[str, np.ndarray],
+    loss: Sequence[float],
+) -> Evaluation:
+    """Pure scoring: the metrics, the divergence verdict and the prediction tables."""
+    baseline = float(np.median(datasets["train"].freq))  # best constant under absolute error
+    metrics: dict[str, float] = {}
+    tables = {}
+    for split, ds in datasets.items():
+        pred = np.asarray(predictions[split], dtype=np.float64).reshape(-1)
+        true = ds.freq.astype(np.float64)
+        metrics |= regression_metrics(true, pred, split)
+        metrics[f"baseline_mae_{split}"] = float(np.mean(np.abs(true - baseline)))
+        metrics[f"mae_ratio_{split}"] = metrics[f"mae_{split}"] / metrics[f"baseline_mae_{split}"]
+        tables[split] = pd.DataFrame(
+            {"true_freq": true, "phase": ds.phase, "prediction": pred, "error": pred - true}
+        )
+    reason = divergence_reason(loss, metrics["mae_ratio_train"], cfg.divergence_ratio)
+    metrics["diverged"] = float(reason != NONE)
+    return Evaluation(metrics, reason, tables)
+
+
+def predict(model, datasets: dict[str, Dataset]) -> dict[str, np.ndarray]:
+    return {
+        split: model.predict(ds.x, verbose=0, batch_size=256) for split, ds in datasets.items()
+    }
+
+
+def run_step(
+    cfg: EvalConfig,
+    train_run_id: str,
+    model=None,
+    datasets: dict[str, Dataset] | None = None,
+    loss: Sequence[float] | None = None,
+    parent_run_id: str | None = None,
+) -> tuple[str, Evaluation]:
+    """Evaluate and log an `evaluate` run. Whatever is not passed in memory is read from the
+    train run."""
+    from mlflow.tracking import MlflowClient
+
+    from pipeline import plots, tracking
+
+    params = {**cfg.as_params(), "train_run_id": train_run_id}
+    with tracking.step_run("evaluate", params, parent_run_id) as run:
+        train_run = tracking.get_run(train_run_id, "train", "train_run_id")
+        if datasets is None:
+            datasets = generate_data.load(tracking.download(train_run.data.tags["data_uri"]))
+        if loss is None:
+            history = MlflowClient().get_metric_history(train_run_id, "loss")
+            loss = [m.value for m in sorted(history, key=lambda m: m.step)]
+        if model is None:
+            import mlflow
+
+            model = mlflow.keras.load_model(f"runs:/{train_run_id}/model")
+        result = evaluate(cfg, datasets, predict(model, datasets), loss)
+        tracking.log_metrics(result.metrics)
+        tracking.set_tags(
+            {"diverged_reason": result.diverged_reason, "train_run_id": train_run_id}
+        )
+        with tracking.staged_artifacts() as folder:
+            (folder / "predictions").mkdir()
+            for split, table in result.predictions.items():
+                table.to_csv(folder / "predictions" / f"{split}.csv", index=False)
+            max_freq = int(datasets["train"].freq.max()) + 1
+            plots.predicted_vs_true(
+                {
+                    s: (t["true_freq"].to_numpy(), t["prediction"].to_numpy())
+                    for s, t in result.predictions.items()
+                },
+                f"Predicted vs true frequency, max_freq={max_freq}",
+                folder / "plots" / "predicted_vs_true.png",
+            )
+        return run.info.run_id, result
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pipeline import cli, tracking
+
+    def execute(cfg: EvalConfig, raw: dict[str, str]) -> None:
+        # The model must be loaded on the backend it was trained with.
+        try:
+            train_run = tracking.get_run(raw["train_run_id"], "train", "train_run_id")
+            cli.activate_backend(train_run.data.params["backend"])
+        except UserError:
+            pass  # run_step raises it again, inside the evaluate run, which records it
+        run_step(cfg, raw["train_run_id"])
+
+    cli.run(
+        "evaluate",
+        __doc__,
+        EvalConfig.from_strings,
+        execute,
+        [EvalConfig],
+        argv,
+        extra=[("train_run_id", "the id of a FINISHED train run")],
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

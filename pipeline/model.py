@@ -1,0 +1,33 @@
+"""The reference network, built for any Keras 3 backend.
+
+    Input(time_steps, 1) → LSTM(lstm_units) → Dense(dense_units, relu) → Dropout(dropout)
+    → Dense(1, relu), compiled with Adam(learning_rate) on mean squared error.
+
+The final relu is the original's choice and the cause of one failure mode: once every
+pre-activation goes negative the output is stuck at 0 and no gradient flows back.
+"""
+
+from pipeline.config import TrainConfig
+
+
+def build_model(time_steps: int, cfg: TrainConfig):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((time_steps, 1), name="series"),
+            keras.layers.LSTM(cfg.lstm_units, name="lstm"),
+            keras.layers.Dense(cfg.dense_units, activation="relu", name="hidden"),
+            keras.layers.Dropout(cfg.dropout, name="dropout"),
+            keras.layers.Dense(1, activation="relu", name="frequency"),
+        ],
+        name="sine_frequency_lstm",
+    )
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="mse")
+    return model
+
+
+def parameter_count(time_steps: int, cfg: TrainConfig) -> int:
+    """Closed form, for checking the built model: LSTM 4·u·(u+1+1), then two Dense layers."""
+    u, d = cfg.lstm_units, cfg.dense_units
+    return 4 * u * (u + 1 + 1) + (u * d + d) + (d + 1)

@@ -1,0 +1,71 @@
+"""Shared fixtures: a throwaway tracking store per test and a way to call `mlflow run`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# Tiny but real settings: the reference network on a handful of series for two epochs.
+TINY = {"max_freq": "4", "samples_per_freq": "3", "test_samples_per_freq": "2", "epochs": "2"}
+
+
+class Store:
+    """A SQLite tracking store and artifact folder under a temporary directory."""
+
+    def __init__(self, root: Path):
+        import mlflow
+
+        self.root = root
+        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+        self.experiment = "tests"
+        mlflow.set_tracking_uri(self.uri)
+        self.experiment_id = mlflow.create_experiment(
+            self.experiment, artifact_location=(root / "artifacts").as_uri()
+        )
+        mlflow.set_experiment(self.experiment)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("MLFLOW_EXPERIMENT_NAME", None)
+        env.update(
+            MLFLOW_TRACKING_URI=self.uri,
+            MLFLOW_EXPERIMENT_ID=self.experiment_id,
+            PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            TF_CPP_MIN_LOG_LEVEL="2",
+        )
+        return env
+
+    def mlflow_run(self, entry: str = "main", **params: str) -> subprocess.CompletedProcess:
+        cmd = [str(BIN / "mlflow"), "run", str(ROOT), "-e", entry, "--env-manager", "local"]
+        for key, value in params.items():
+            cmd += ["-P", f"{key}={value}"]
+        return subprocess.run(
+            cmd, env=self.env(), cwd=self.root, capture_output=True, text=True, timeout=600
+        )
+
+    def runs(self, **tags: str) -> list:
+        from mlflow.tracking import MlflowClient
+
+        query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
+        return MlflowClient().search_runs(
+            [self.experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
+        )
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    s = Store(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", s.uri)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", s.experiment_id)
+    yield s
+    import mlflow
+
+    while mlflow.active_run():
+        mlflow.end_run()

@@ -1,0 +1,99 @@
+"""Configuration: defaults, parsing and the one-line errors for bad input."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, DataConfig, EvalConfig, PipelineConfig, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("max_freq", "1", "an integer ≥ 2"),
+        ("max_freq", "abc", "an integer ≥ 2"),
+        ("max_freq", "2.5", "an integer ≥ 2"),
+        ("time_steps", "1", "an integer ≥ 2"),
+        ("samples_per_freq", "0", "an integer ≥ 1"),
+        ("epochs", "0", "an integer ≥ 1"),
+        ("batch_size", "-3", "an integer ≥ 1"),
+        ("dropout", "1", "a number in [0, 1)"),
+        ("dropout", "-0.1", "a number in [0, 1)"),
+        ("learning_rate", "0", "a number > 0"),
+        ("learning_rate", "nan", "a number > 0"),
+        ("backend", "torch", "tensorflow or jax"),
+        ("divergence_ratio", "0", "a number > 0"),
+        ("seed", "-1", "an integer ≥ 0"),
+    ],
+)
+def test_bad_values_name_parameter_value_and_allowed(name, value, allowed):
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.from_strings({name: value})
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{name}=")
+    assert value in message and message.endswith(f"expected {allowed}")
+
+
+def test_strings_parse_to_typed_values():
+    cfg = PipelineConfig.from_strings(
+        {"max_freq": "30", "dropout": "0", "learning_rate": "1e-2", "backend": "jax", "x": "?"}
+    )
+    assert cfg.data.max_freq == 30 and cfg.train.dropout == 0.0
+    assert cfg.train.learning_rate == pytest.approx(0.01) and cfg.train.backend == "jax"
+    assert type(cfg.train.dropout) is float
+
+
+def test_seed_is_shared_by_data_and_training():
+    cfg = PipelineConfig.from_strings({"seed": "7"})
+    assert cfg.data.seed == cfg.train.seed == 7
+
+
+def test_aliasing_limit():
+    assert DataConfig(time_steps=100).aliasing_limit == 49.5
+    assert not DataConfig(max_freq=49).aliased and DataConfig(max_freq=50).aliased
+
+
+def _mlproject():
+    return yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "configs"),
+    [
+        ("main", [DataConfig, TrainConfig, EvalConfig]),
+        ("generate_data", [DataConfig]),
+        ("train", [TrainConfig]),
+        ("evaluate", [EvalConfig]),
+    ],
+)
+def test_mlproject_defaults_and_types_equal_the_code(entry, configs):
+    declared = _mlproject()[entry]["parameters"]
+    mlflow_type = {int: "int", float: "float", str: "string"}
+    fields = {f.name: f for c in configs for f in dataclasses.fields(c)}
+    config_params = {k: v for k, v in declared.items() if "default" in v}
+    assert set(config_params) == set(fields)
+    for name, spec in config_params.items():
+        assert spec["type"] == mlflow_type[fields[name].type], name
+        assert spec["default"] == fields[name].default, name
+    # Every parameter reaches the command, as a flag of the same name.
+    command = _mlproject()[entry]["command"]
+    assert set(re.findall(r"--(\w+) \{(\w+)\}", command)) == {(k, k) for k in declared}
+
+
+def test_conda_env_pins_equal_requirements():
+    pins = [
+        line.strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    pip_deps = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    assert pip_deps == pins
+    assert "python=3.11" in conda["dependencies"]
+    assert all("==" in pin for pin in pins)

@@ -1,0 +1,104 @@
+"""The network, the training core and the scoring core, without a tracking store."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.config import DataConfig, EvalConfig, TrainConfig
+from pipeline.evaluate import MAE_RATIO, NONE, NONFINITE, divergence_reason, evaluate
+from pipeline.generate_data import Dataset, generate
+from pipeline.model import build_model, parameter_count
+from pipeline.train import train
+
+keras = pytest.importorskip("keras")
+SMALL = TrainConfig(epochs=2, lstm_units=8, dense_units=6, seed=1)
+
+
+def test_reference_architecture():
+    cfg = TrainConfig()
+    model = build_model(100, cfg)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["LSTM", "Dense", "Dropout", "Dense"]
+    lstm, hidden, dropout, out = model.layers
+    assert lstm.units == 100 and hidden.units == 100 and out.units == 1
+    assert hidden.activation.__name__ == "relu" and out.activation.__name__ == "relu"
+    assert dropout.rate == pytest.approx(0.1)
+    assert model.input_shape == (None, 100, 1) and model.output_shape == (None, 1)
+    assert model.count_params() == parameter_count(100, cfg) == 40800 + 10100 + 101
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
+
+
+def test_training_is_seeded_and_reproducible():
+    data = generate(DataConfig(max_freq=4, samples_per_freq=3))["train"]
+    a, b = train(SMALL, data), train(SMALL, data)
+    assert len(a.loss) == 2 and a.loss_finite
+    assert a.loss == b.loss
+    c = train(TrainConfig(epochs=2, lstm_units=8, dense_units=6, seed=2), data)
+    assert c.loss != a.loss
+
+
+def test_epoch_callback_sees_every_epoch():
+    data = generate(DataConfig(max_freq=3, samples_per_freq=2))["train"]
+    seen = []
+    result = train(SMALL, data, on_epoch=lambda epoch, loss: seen.append((epoch, loss)))
+    assert [e for e, _ in seen] == [0, 1]
+    assert [v for _, v in seen] == pytest.approx(result.loss)
+
+
+def test_nan_loss_stops_training_without_crashing():
+    data = generate(DataConfig(max_freq=3, samples_per_freq=2))["train"]
+    poisoned = Dataset(data.x, np.full_like(data.freq, np.nan), data.phase)
+    result = train(TrainConfig(epochs=5, lstm_units=4, dense_units=4), poisoned)
+    assert len(result.loss) < 5 and not result.loss_finite
+
+
+def _sets():
+    return generate(DataConfig(max_freq=5, samples_per_freq=2, test_samples_per_freq=2))
+
+
+def test_perfect_predictions_score_zero_and_do_not_diverge():
+    sets = _sets()
+    ev = evaluate(EvalConfig(), sets, {s: d.freq for s, d in sets.items()}, [1.0, 0.5])
+    assert ev.metrics["mae_train"] == 0 and ev.metrics["rmse_test"] == 0
+    assert ev.metrics["r2_train"] == 1 and ev.metrics["diverged"] == 0
+    assert ev.diverged_reason == NONE
+    # Frequencies 1..4: the median is 2.5, so the best constant is off by 1 on average.
+    assert ev.metrics["baseline_mae_train"] == pytest.approx(1.0)
+    table = ev.predictions["test"]
+    assert list(table.columns) == ["true_freq", "phase", "prediction", "error"]
+    assert len(table) == 8 and (table["error"] == 0).all()
+
+
+def test_constant_prediction_diverges_by_mae_ratio():
+    sets = _sets()
+    ev = evaluate(EvalConfig(), sets, {s: np.zeros(len(d)) for s, d in sets.items()}, [4.0])
+    # Predicting 0 for frequencies 1..4 is off by 2.5 on average: 2.5 × the baseline.
+    assert ev.metrics["mae_train"] == pytest.approx(2.5)
+    assert ev.metrics["mae_ratio_train"] == pytest.approx(2.5)
+    assert ev.metrics["diverged"] == 1 and ev.diverged_reason == MAE_RATIO
+
+
+def test_threshold_is_a_parameter():
+    sets = _sets()
+    preds = {s: d.freq + 0.6 for s, d in sets.items()}  # mae 0.6, ratio 0.6
+    assert evaluate(EvalConfig(), sets, preds, [1.0]).metrics["diverged"] == 1
+    assert evaluate(EvalConfig(divergence_ratio=0.7), sets, preds, [1.0]).metrics["diverged"] == 0
+
+
+def test_divergence_rule():
+    assert divergence_reason([1.0, math.nan], 0.1, 0.5) == NONFINITE
+    assert divergence_reason([1.0, math.inf], 0.1, 0.5) == NONFINITE
+    assert divergence_reason([1.0], math.nan, 0.5) == NONFINITE
+    assert divergence_reason([1.0], 0.5, 0.5) == MAE_RATIO
+    assert divergence_reason([1.0], 0.49, 0.5) == NONE
+
+
+def test_nan_predictions_give_nan_metrics_and_divergence():
+    sets = _sets()
+    ev = evaluate(
+        EvalConfig(), sets, {s: np.full(len(d), np.nan) for s, d in sets.items()}, [math.nan]
+    )
+    assert math.isnan(ev.metrics["mae_train"]) and ev.metrics["diverged"] == 1
+    assert ev.diverged_reason == NONFINITE

@@ -1,0 +1,182 @@
+"""Integration: the real `mlflow run . --env-manager local` against a temporary store."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, TINY
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import DataConfig, EvalConfig, TrainConfig
+from pipeline.generate_data import Dataset, generate
+
+HEADLINE = {
+    "mae_train", "mae_test", "rmse_train", "rmse_test", "r2_train", "r2_test",
+    "baseline_mae_train", "baseline_mae_test", "mae_ratio_train", "mae_ratio_test",
+    "diverged", "fit_seconds",
+}  # fmt: skip
+
+
+def _artifact_text(run_id: str, path: str) -> str:
+    local = MlflowClient().download_artifacts(run_id, path)
+    with open(local) as f:
+        return f.read()
+
+
+def test_main_logs_one_parent_with_three_children_and_reuses_data(store):
+    done = store.mlflow_run("main", **TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (parent,) = store.runs(step="main")
+    assert parent.info.status == "FINISHED"
+    assert f"main run {parent.info.run_id}: max_freq=4 seed=0" in done.stdout
+
+    params = parent.data.params
+    assert params["max_freq"] == "4" and params["epochs"] == "2"
+    assert params["backend"] == "tensorflow" and params["divergence_ratio"] == "0.5"
+    assert len(params) == 13
+    assert HEADLINE <= set(parent.data.metrics)
+    assert parent.data.metrics["diverged"] in (0.0, 1.0)
+    assert parent.data.tags["diverged_reason"] in ("none", "mae_ratio", "nonfinite_loss")
+    assert parent.data.tags["versions.keras"] == "3.15.1"
+    assert parent.data.tags["data_reused"] == "false"
+    loss = MlflowClient().get_metric_history(parent.info.run_id, "loss")
+    assert sorted(m.step for m in loss) == [0, 1]
+
+    children = store.runs(**{"mlflow.parentRunId": parent.info.run_id})
+    assert [c.data.tags["step"] for c in children] == ["generate_data", "train", "evaluate"]
+    assert all(c.info.status == "FINISHED" for c in children)
+    data_run, train_run, eval_run = children
+    assert parent.data.tags["data_run_id"] == data_run.info.run_id
+    for name in HEADLINE - {"fit_seconds"}:
+        assert eval_run.data.metrics[name] == parent.data.metrics[name]
+    assert eval_run.data.metrics["mae_train"] == pytest.approx(
+        eval_run.data.metrics["mae_ratio_train"] * eval_run.data.metrics["baseline_mae_train"]
+    )
+    # Three frequencies × 3 train series, × 2 test series.
+    assert data_run.data.metrics == {"n_train": 9.0, "n_test": 6.0}
+
+    # Artifacts: data, predictions, plots, and a loadable model with signature and example.
+    client = MlflowClient()
+    data_dir = client.download_artifacts(data_run.info.run_id, "data")
+    with np.load(os.path.join(data_dir, "train.npz"), allow_pickle=False) as z:
+        assert z["x"].shape == (9, 100, 1) and sorted(set(z["freq"].tolist())) == [1, 2, 3]
+    for split, n in (("train", 9), ("test", 6)):
+        table = pd.read_csv(
+            io.StringIO(_artifact_text(eval_run.info.run_id, f"predictions/{split}.csv"))
+        )
+        assert list(table.columns) == ["true_freq", "phase", "prediction", "error"]
+        assert len(table) == n
+        assert np.allclose(table["error"], table["prediction"] - table["true_freq"])
+        mae = table["error"].abs().mean()
+        assert mae == pytest.approx(eval_run.data.metrics[f"mae_{split}"], rel=1e-6)
+    for run, path in (
+        (train_run, "plots/learning_curve.png"),
+        (eval_run, "plots/predicted_vs_true.png"),
+    ):
+        png = client.download_artifacts(run.info.run_id, path)
+        assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    import mlflow
+
+    info = mlflow.models.get_model_info(f"runs:/{train_run.info.run_id}/model")
+    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 100, 1)
+    assert info.saved_input_example_info is not None
+    model = mlflow.keras.load_model(f"runs:/{train_run.info.run_id}/model")
+    assert model.count_params() == 40800 + 10100 + 101
+
+    # Same data parameters, other training: the data run is reused, not regenerated.
+    again = store.mlflow_run("main", **{**TINY, "epochs": "1"})
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = store.runs(step="main")[-1]
+    assert second.data.tags["data_reused"] == "true"
+    assert second.data.tags["data_run_id"] == data_run.info.run_id
+    assert len(store.runs(step="generate_data")) == 1
+    steps = [c.data.tags["step"] for c in store.runs(**{"mlflow.parentRunId": second.info.run_id})]
+    assert steps == ["train", "evaluate"]
+
+
+def test_steps_run_alone_chained_by_run_id_on_jax(store):
+    data_params = {k: TINY[k] for k in ("max_freq", "samples_per_freq", "test_samples_per_freq")}
+    assert store.mlflow_run("generate_data", **data_params).returncode == 0
+    (data_run,) = store.runs(step="generate_data")
+    done = store.mlflow_run("train", data=data_run.info.run_id, epochs="2", backend="jax")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (train_run,) = store.runs(step="train")
+    assert train_run.data.params["backend"] == "jax"
+    assert train_run.data.tags["data_uri"] == f"runs:/{data_run.info.run_id}/data"
+    assert train_run.data.metrics["epochs_completed"] == 2
+    done = store.mlflow_run("evaluate", train_run_id=train_run.info.run_id)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (eval_run,) = store.runs(step="evaluate")
+    assert HEADLINE - {"fit_seconds"} <= set(eval_run.data.metrics)
+    assert eval_run.data.params["train_run_id"] == train_run.info.run_id
+
+
+@pytest.mark.parametrize(
+    ("entry", "params", "message"),
+    [
+        ("main", {"max_freq": "1"}, "max_freq=1 is not allowed: expected an integer ≥ 2"),
+        (
+            "main",
+            {"backend": "torch"},
+            "backend='torch' is not allowed: expected tensorflow or jax",
+        ),
+        (
+            "train",
+            {"data": "0" * 32},
+            f"data='{'0' * 32}' is not allowed: no such run in this store",
+        ),
+    ],
+)
+def test_bad_input_fails_with_one_line_and_a_failed_run(store, entry, params, message):
+    done = store.mlflow_run(entry, **params)
+    assert done.returncode != 0
+    ours = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert ours == [f"error: {message}"]
+    assert "Traceback" not in done.stderr
+    (run,) = store.runs()
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == message
+    assert not MlflowClient().list_artifacts(run.info.run_id)
+
+
+def test_sigterm_marks_runs_killed(store):
+    args = ["--max_freq", "4", "--samples_per_freq", "2", "--epochs", "100000"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.main", *args],
+        cwd=ROOT, env=store.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not store.runs(step="train") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # well inside fit()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted; the run was marked KILLED" in err
+    statuses = {r.data.tags["step"]: r.info.status for r in store.runs()}
+    assert statuses == {"main": "KILLED", "generate_data": "FINISHED", "train": "KILLED"}
+
+
+def test_nan_loss_finishes_as_diverged(store):
+    """In process: a non-finite loss stops training, and the run still finishes."""
+    from pipeline import evaluate, generate_data, train
+
+    cfg = TrainConfig(epochs=5, lstm_units=4, dense_units=4)
+    sets = generate(DataConfig(max_freq=3, samples_per_freq=2, test_samples_per_freq=1))
+    nan_targets = {s: Dataset(d.x, np.full_like(d.freq, np.nan), d.phase) for s, d in sets.items()}
+    data_run_id = generate_data.run_step(DataConfig(max_freq=3, samples_per_freq=2))
+    train_id, trained = train.run_step(cfg, data_run_id, nan_targets)
+    eval_id, _ev = evaluate.run_step(EvalConfig(), train_id, trained.model, sets, trained.loss)
+    train_run, eval_run = MlflowClient().get_run(train_id), MlflowClient().get_run(eval_id)
+    assert train_run.info.status == eval_run.info.status == "FINISHED"
+    assert train_run.data.tags["nonfinite_loss"] == "true"
+    assert train_run.data.metrics["epochs_completed"] < 5
+    assert eval_run.data.metrics["diverged"] == 1
+    assert eval_run.data.tags["diverged_reason"] == "nonfinite_loss"
