@@ -145,7 +145,7 @@ def run_step(
             {"fit_seconds": result.fit_seconds, "epochs_completed": len(result.loss)}
         )
         with tracking.staged_artifacts() as folder:
-            title = f"Training loss, max_freq={int(datasets['train'].freq.max()) + 1}"
+            title = f"Training loss, {len(datasets['train'])} series, backend {cfg.backend}"
             plots.learning_curve(result.loss, title, folder / "plots" / "learning_curve.png")
             log_model(result.model, datasets["train"].x[:2], cfg.backend)
         return run.info.run_id, result
