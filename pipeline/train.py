@@ -90,7 +90,7 @@ def _keras_flavor():
     (mlflow/mlflow#16183: log_model with input_example raises FileNotFoundError)."""
     import mlflow
 
-    def save_model(path: str, **kwargs: Any) -> None:
+    def save_model(path: str, validate_serving_input: bool = True, **kwargs: Any) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
         mlflow.keras.save_model(path=path, **kwargs)
 
