@@ -30,10 +30,16 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
         "bare": [sys.executable, "benchmarks/bare_keras.py", *common],
         "main": [sys.executable, "-m", "pipeline.main", *common, "--backend", args.backend],
         "mlflow-run": [
-            str(BIN / "mlflow"), "run", ".", "--env-manager", "local", *mlflow_params,
-            "-P", f"backend={args.backend}",
+            str(BIN / "mlflow"),
+            "run",
+            ".",
+            "--env-manager",
+            "local",
+            *mlflow_params,
+            "-P",
+            f"backend={args.backend}",
         ],
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -58,14 +64,25 @@ def main() -> None:
         # Create the store (schema migrations take seconds) outside the timings.
         subprocess.run(
             [sys.executable, "-c", "import mlflow; mlflow.search_experiments()"],
-            env=env, cwd=tmp, check=True, capture_output=True,
-        )  # fmt: skip
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
         # Artifacts of the default experiment go under the store's folder, not the repo.
         env["MLFLOW_EXPERIMENT_ID"] = subprocess.run(
-            [sys.executable, "-c", f"import mlflow; print(mlflow.create_experiment('bench', "
-             f"artifact_location='{Path(tmp, 'artifacts').as_uri()}'))"],
-            env=env, cwd=tmp, check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                f"import mlflow; print(mlflow.create_experiment('bench', "
+                f"artifact_location='{Path(tmp, 'artifacts').as_uri()}'))",
+            ],
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         times: dict[str, list[float]] = {m: [] for m in modes}
         cmds = commands(args)
         for rep in range(args.repeats):

@@ -18,12 +18,16 @@ from pipeline.config import UserError
 
 
 def build_parser(
-    prog: str, description: str, configs: Sequence[type], extra: Sequence[tuple[str, str]] = ()
+    prog: str,
+    description: str,
+    configs: Sequence[type],
+    extra: Sequence[tuple[str, str]] = (),
+    exclude: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    seen = set()
+    seen = set(exclude)
     for config in configs:
         for f in dataclasses.fields(config):
             if f.name not in seen:
@@ -59,11 +63,12 @@ def run(
     configs: Sequence[type],
     argv: Sequence[str] | None,
     extra: Sequence[tuple[str, str]] = (),
+    exclude: Sequence[str] = (),
 ) -> None:
     """Parse argv, validate with `build(raw)`, then `execute(cfg, raw)`; never a bare traceback
     for a user mistake."""
     summary = (doc or "").split("\n\n")[0]
-    parser = build_parser(f"python -m pipeline.{step}", summary, configs, extra)
+    parser = build_parser(f"python -m pipeline.{step}", summary, configs, extra, exclude)
     raw = vars(parser.parse_args(argv))
     tracking.install_signal_handlers()
     # Progress bars for local artifact copies are noise in a pipeline's log.

@@ -153,3 +153,34 @@ class PipelineConfig:
 
     def as_params(self) -> dict[str, Any]:
         return {**self.data.as_params(), **self.train.as_params(), **self.eval.as_params()}
+
+
+def _freq_list(text: str) -> bool:
+    parts = [p.strip() for p in text.split(",")]
+    return all(p.isdigit() and int(p) >= 2 for p in parts) and len(set(parts)) == len(parts)
+
+
+@dataclass(frozen=True)
+class SweepConfig(_Validated):
+    """sweep: every (max_freq, seed) pair as a full pipeline run, under one sweep run."""
+
+    max_freqs: str = _knob(
+        "5,10,20,30,40",
+        "comma-separated max_freq values",
+        _freq_list,
+        "distinct integers ≥ 2, comma-separated",
+    )
+    seeds: int = _knob(5, "seeds 0 … seeds−1 for each max_freq", _at_least(1), "an integer ≥ 1")
+    workers: int = _knob(
+        0, "parallel worker processes; 0 = one per CPU core", _at_least(0), "an integer ≥ 0"
+    )
+    study: str = _knob(
+        "",
+        "study name (tag `study`); empty = derived from the sweep's parameters",
+        lambda v: v == "" or (v.replace("-", "").replace("_", "").isalnum() and len(v) <= 64),
+        "letters, digits, '-' and '_' (at most 64)",
+    )
+
+    @property
+    def max_freq_values(self) -> list[int]:
+        return [int(p) for p in self.max_freqs.split(",")]

@@ -2,7 +2,8 @@
 
 Reads: `--train_run_id` (a FINISHED train run: its model, its data, its loss history) and an
 EvalConfig. Writes (as an `evaluate` run): metrics `mae_*`, `rmse_*`, `r2_*`,
-`baseline_mae_*`, `mae_ratio_*` for train and test, `diverged` (0/1) with tag
+`baseline_mae_*`, `mae_ratio_*` for train and test, the reference estimators'
+`ref_fft_mae_*` and `ref_forest_mae_*` (see references.py), `diverged` (0/1) with tag
 `diverged_reason`; `predictions/{train,test}.csv` (true_freq, phase, prediction, error) and
 `plots/predicted_vs_true.png`.
 
@@ -24,6 +25,7 @@ import pandas as pd
 from pipeline import generate_data
 from pipeline.config import EvalConfig, UserError
 from pipeline.generate_data import Dataset
+from pipeline.references import reference_metrics
 
 NONFINITE, MAE_RATIO, NONE = "nonfinite_loss", "mae_ratio", "none"
 
@@ -72,6 +74,7 @@ def evaluate(
         tables[split] = pd.DataFrame(
             {"true_freq": true, "phase": ds.phase, "prediction": pred, "error": pred - true}
         )
+    metrics |= reference_metrics(datasets)
     reason = divergence_reason(loss, metrics["mae_ratio_train"], cfg.divergence_ratio)
     metrics["diverged"] = float(reason != NONE)
     return Evaluation(metrics, reason, tables)

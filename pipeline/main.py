@@ -31,9 +31,14 @@ def data_for(cfg: DataConfig) -> tuple[str, dict[str, generate_data.Dataset], bo
     return run_id, generate_data.generate(cfg), False
 
 
-def run_pipeline(cfg: PipelineConfig, parent_run_id: str | None = None) -> tuple[str, dict]:
+def run_pipeline(
+    cfg: PipelineConfig,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    run_name: str | None = None,
+) -> tuple[str, dict]:
     """Run the three steps under one `main` run; returns its run id and headline metrics."""
-    with tracking.step_run("main", cfg.as_params(), parent_run_id) as run:
+    with tracking.step_run("main", cfg.as_params(), parent_run_id, tags, run_name) as run:
         warning = generate_data.aliasing_warning(cfg.data)
         if warning:
             warnings.warn(warning, stacklevel=2)

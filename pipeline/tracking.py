@@ -60,6 +60,7 @@ def step_run(
     params: Mapping[str, Any],
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
+    run_name: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Open the run of one pipeline step and close it with the right status.
 
@@ -67,7 +68,7 @@ def step_run(
     inside an active run, or given `parent_run_id`, starts a child run named after the step.
     """
     nested = mlflow.active_run() is not None
-    run_name = step if (nested or parent_run_id) else None
+    run_name = run_name or (step if (nested or parent_run_id) else None)
     all_tags = {STEP_TAG: step, **environment_tags(), **(tags or {})}
     run = mlflow.start_run(
         run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=all_tags

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, DataConfig, EvalConfig, PipelineConfig, TrainConfig
+from pipeline.config import (
+    ConfigError,
+    DataConfig,
+    EvalConfig,
+    PipelineConfig,
+    SweepConfig,
+    TrainConfig,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,12 +77,15 @@ def _mlproject():
         ("generate_data", [DataConfig]),
         ("train", [TrainConfig]),
         ("evaluate", [EvalConfig]),
+        ("sweep", [SweepConfig, DataConfig, TrainConfig, EvalConfig]),
     ],
 )
 def test_mlproject_defaults_and_types_equal_the_code(entry, configs):
     declared = _mlproject()[entry]["parameters"]
     mlflow_type = {int: "int", float: "float", str: "string"}
     fields = {f.name: f for c in configs for f in dataclasses.fields(c)}
+    if entry == "sweep":  # the sweep sets these per run
+        del fields["max_freq"], fields["seed"]
     config_params = {k: v for k, v in declared.items() if "default" in v}
     assert set(config_params) == set(fields)
     for name, spec in config_params.items():

@@ -17,10 +17,19 @@ from pipeline.config import DataConfig, EvalConfig, TrainConfig
 from pipeline.generate_data import Dataset, generate
 
 HEADLINE = {
-    "mae_train", "mae_test", "rmse_train", "rmse_test", "r2_train", "r2_test",
-    "baseline_mae_train", "baseline_mae_test", "mae_ratio_train", "mae_ratio_test",
-    "diverged", "fit_seconds",
-}  # fmt: skip
+    "mae_train",
+    "mae_test",
+    "rmse_train",
+    "rmse_test",
+    "r2_train",
+    "r2_test",
+    "baseline_mae_train",
+    "baseline_mae_test",
+    "mae_ratio_train",
+    "mae_ratio_test",
+    "diverged",
+    "fit_seconds",
+}
 
 
 def _artifact_text(run_id: str, path: str) -> str:
@@ -150,8 +159,12 @@ def test_sigterm_marks_runs_killed(store):
     args = ["--max_freq", "4", "--samples_per_freq", "2", "--epochs", "100000"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.main", *args],
-        cwd=ROOT, env=store.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=store.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not store.runs(step="train") and time.monotonic() < deadline:
         time.sleep(0.5)

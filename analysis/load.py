@@ -1,0 +1,74 @@
+"""Runs from the tracking store as one tidy pandas DataFrame, one row per `main` run.
+
+MLflow returns parameters as strings; here each gets the type of its config field, metrics are
+floats, and `status` keeps FAILED/KILLED/RUNNING runs (counted by the summary, never dropped).
+"""
+
+import dataclasses
+
+import mlflow
+import pandas as pd
+
+from pipeline.config import DataConfig, EvalConfig, TrainConfig, UserError
+
+PARAM_TYPES = {
+    f.name: f.type for c in (DataConfig, TrainConfig, EvalConfig) for f in dataclasses.fields(c)
+}
+TAGS = ("study", "diverged_reason", "aliasing_warning", "eval_run_id", "run_key", "code_version")
+
+
+def experiment_ids(experiment: str | None) -> list[str]:
+    if not experiment:
+        return [e.experiment_id for e in mlflow.search_experiments()]
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        names = ", ".join(sorted(e.name for e in mlflow.search_experiments())) or "none"
+        raise UserError(
+            f"experiment={experiment!r} is not allowed: no such experiment in "
+            f"{mlflow.get_tracking_uri()} (found: {names})"
+        )
+    return [found.experiment_id]
+
+
+def load_runs(experiment: str | None = None, study: str | None = None) -> pd.DataFrame:
+    """Every `main` run of the experiment (all experiments if None), optionally of one study."""
+    query = "tags.step = 'main'" + (f" and tags.study = '{study}'" if study else "")
+    raw = mlflow.search_runs(
+        experiment_ids(experiment), filter_string=query, output_format="pandas"
+    )
+    if raw.empty:
+        where = f"study={study!r}" if study else f"experiment={experiment or 'any'!r}"
+        raise UserError(f"{where} is not allowed: it has no pipeline runs to report on")
+    return tidy(raw)
+
+
+def tidy(raw: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "run_id": raw["run_id"],
+            "experiment_id": raw["experiment_id"],
+            "status": raw["status"].astype("string"),
+            "start_time": pd.to_datetime(raw["start_time"]),
+            "duration_s": (
+                pd.to_datetime(raw["end_time"]) - pd.to_datetime(raw["start_time"])
+            ).dt.total_seconds(),
+        }
+    )
+    for name, kind in PARAM_TYPES.items():
+        column = raw.get(f"params.{name}")
+        if column is None:
+            continue
+        if kind is str:
+            out[name] = column.astype("string")
+        else:
+            numbers = pd.to_numeric(column, errors="coerce")
+            out[name] = numbers.astype("Int64") if kind is int else numbers.astype(float)
+    for tag in TAGS:
+        column = raw.get(f"tags.{tag}")
+        out[tag] = column.astype("string") if column is not None else pd.NA
+    for column in raw.columns:
+        if column.startswith("metrics."):
+            out[column.removeprefix("metrics.")] = raw[column].astype(float)
+    if "diverged" in out:
+        out["diverged"] = out["diverged"].map({1.0: True, 0.0: False}).astype("boolean")
+    return out.sort_values(["max_freq", "seed", "start_time"], ignore_index=True)

@@ -1,0 +1,132 @@
+"""Integration: a tiny real sweep (2 max_freqs × 2 seeds × 2 epochs, 2 workers), its resume,
+its interruption, and the report built from it."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from conftest import ROOT
+from mlflow.tracking import MlflowClient
+
+SWEEP = {
+    "max_freqs": "3,4",
+    "seeds": "2",
+    "epochs": "2",
+    "workers": "2",
+    "study": "tiny",
+    "samples_per_freq": "2",
+    "test_samples_per_freq": "2",
+}
+
+
+def _analysis(store, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=ROOT,
+        env=store.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_sweep_resume_and_report(store, tmp_path):
+    done = store.mlflow_run("sweep", **SWEEP)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "database is locked" not in done.stderr
+    (sweep,) = store.runs(step="sweep")
+    assert sweep.info.status == "FINISHED"
+    runs = store.runs(step="main", study="tiny")
+    assert sorted(r.info.run_name for r in runs) == [
+        "max_freq=3 seed=0",
+        "max_freq=3 seed=1",
+        "max_freq=4 seed=0",
+        "max_freq=4 seed=1",
+    ]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {sweep.info.run_id}
+    assert {r.data.params["epochs"] for r in runs} == {"2"}
+    assert {r.data.params["samples_per_freq"] for r in runs} == {"2"}
+    assert len(store.runs(step="evaluate")) == 4
+    assert all("ref_fft_mae_test" in r.data.metrics for r in runs)
+    assert sweep.data.metrics["runs_finished"] == 4 and sweep.data.metrics["runs_skipped"] == 0
+    # One line per finished run, with its figures.
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("max_freq=")]
+    assert len(lines) == 4 and all("mae_test=" in ln and "diverged=" in ln for ln in lines)
+
+    # Resume: only the run that is no longer FINISHED is trained again.
+    failed = runs[0]
+    MlflowClient().set_terminated(failed.info.run_id, "FAILED")
+    again = store.mlflow_run("sweep", **SWEEP)
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = store.runs(step="sweep")[-1]
+    assert second.data.metrics["runs_skipped"] == 3 and second.data.metrics["runs_finished"] == 1
+    assert len(store.runs(step="main", study="tiny")) == 5
+    assert "1 to run" in again.stdout
+
+    # The report: files, contents, and the same files on an `analysis` run.
+    out = tmp_path / "reports"
+    report = _analysis(store, "--study", "tiny", "--out", str(out))
+    assert report.returncode == 0, report.stderr[-3000:]
+    folder = out / "tiny"
+    summary = pd.read_csv(folder / "summary.csv")
+    assert summary["max_freq"].tolist() == [3, 4]
+    assert summary["runs"].tolist() == [3, 2] or summary["runs"].tolist() == [2, 3]
+    assert summary["failed"].sum() == 1 and summary["finished"].tolist() == [2, 2]
+    assert len(pd.read_csv(folder / "runs.csv")) == 5
+    for name in ("mae_vs_max_freq", "divergence_rate", "learning_curves", "error_by_frequency"):
+        assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    html = (folder / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<table" in html
+    assert "max_freq" in (folder / "report.md").read_text()
+    (analysis,) = store.runs(step="analysis")
+    logged = {a.path for a in MlflowClient().list_artifacts(analysis.info.run_id)}
+    assert {"summary.csv", "runs.csv", "report.html", "report.md"} <= logged
+
+
+def test_analysis_of_unknown_or_empty_selection_is_an_error(store, tmp_path):
+    for args, expected in (
+        (["--study", "nope"], "error: study='nope' is not allowed: it has no pipeline runs"),
+        (["--experiment", "nope"], "error: experiment='nope' is not allowed: no such experiment"),
+    ):
+        done = _analysis(store, *args, "--out", str(tmp_path / "reports"))
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines()[-1].startswith(expected)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_interrupted_sweep_leaves_nothing_running(store):
+    args = [
+        "--max_freqs",
+        "3,4",
+        "--seeds",
+        "1",
+        "--epochs",
+        "100000",
+        "--workers",
+        "2",
+        "--samples_per_freq",
+        "2",
+        "--study",
+        "stop",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.sweep", *args],
+        cwd=ROOT,
+        env=store.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while len(store.runs(step="train")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    statuses = {(r.data.tags["step"], r.info.status) for r in store.runs()}
+    assert ("sweep", "KILLED") in statuses and ("main", "KILLED") in statuses
+    assert not any(status == "RUNNING" for _, status in statuses)
