@@ -60,8 +60,10 @@ def evaluate(
     datasets: dict[str, Dataset],
     predictions: dict[str, np.ndarray],
     loss: Sequence[float],
+    references: dict[str, float] | None = None,
 ) -> Evaluation:
-    """Pure scoring: the metrics, the divergence verdict and the prediction tables."""
+    """Pure scoring: the metrics, the divergence verdict and the prediction tables.
+    `references` are the reference estimators' metrics, if already computed."""
     baseline = float(np.median(datasets["train"].freq))  # best constant under absolute error
     metrics: dict[str, float] = {}
     tables = {}
@@ -74,7 +76,7 @@ def evaluate(
         tables[split] = pd.DataFrame(
             {"true_freq": true, "phase": ds.phase, "prediction": pred, "error": pred - true}
         )
-    metrics |= reference_metrics(datasets)
+    metrics |= references if references is not None else reference_metrics(datasets)
     reason = divergence_reason(loss, metrics["mae_ratio_train"], cfg.divergence_ratio)
     metrics["diverged"] = float(reason != NONE)
     return Evaluation(metrics, reason, tables)
@@ -93,6 +95,7 @@ def run_step(
     datasets: dict[str, Dataset] | None = None,
     loss: Sequence[float] | None = None,
     parent_run_id: str | None = None,
+    references: dict[str, float] | None = None,
 ) -> tuple[str, Evaluation]:
     """Evaluate and log an `evaluate` run. Whatever is not passed in memory is read from the
     train run."""
@@ -112,7 +115,7 @@ def run_step(
             import mlflow
 
             model = mlflow.keras.load_model(f"runs:/{train_run_id}/model")
-        result = evaluate(cfg, datasets, predict(model, datasets), loss)
+        result = evaluate(cfg, datasets, predict(model, datasets), loss, references)
         tracking.log_metrics(result.metrics)
         tracking.set_tags(
             {"diverged_reason": result.diverged_reason, "train_run_id": train_run_id}
