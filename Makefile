@@ -4,11 +4,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 MAX_FREQ ?= 20
+# The default study: 5 max_freqs × 5 seeds × 200 epochs, about 20 minutes on 2 cores.
+STUDY ?= default
+MAX_FREQS ?= 5,10,20,30,40
+SEEDS ?= 5
 # `mlflow run --env-manager local` runs `python …` from PATH: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-all lint format bench ui clean
+.PHONY: help venv run study report test test-all lint format bench ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,11 +25,18 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(BIN)/.installed ## create .venv and install the pinned requirements
 
-run: venv ## one experiment: mlflow run . -P max_freq=$(MAX_FREQ) (SQLite store mlflow.db)
+run: venv ## one experiment, mlflow run . -P max_freq=20 (MAX_FREQ=… to change), store mlflow.db
 	$(BIN)/mlflow run . -P max_freq=$(MAX_FREQ) --env-manager local
 	@echo
 	@echo "Results: tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}, artifacts under ./mlruns"
 	@echo "Browse and compare runs: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}  (then open http://127.0.0.1:5000)"
+
+study: venv ## the default study (5 max_freqs × 5 seeds, ~20 min), then its report
+	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P study=$(STUDY) --env-manager local
+	$(BIN)/python -m analysis --study $(STUDY)
+
+report: venv ## the report of study STUDY (default: default) in reports/STUDY/
+	$(BIN)/python -m analysis --study $(STUDY)
 
 test: venv ## the test suite (slow tests excluded; see test-all)
 	$(BIN)/python -m pytest
@@ -39,8 +50,10 @@ lint: venv ## ruff check and format check
 format: venv ## ruff format and autofix
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: venv ## benchmarks/bench_main.py: main vs a bare Keras script
+bench: venv ## the benchmarks (about 20 minutes): main vs bare Keras, sweep workers, analysis
 	$(BIN)/python benchmarks/bench_main.py
+	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_analysis.py
 
 ui: venv ## the MLflow UI on the default store
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
