@@ -30,7 +30,10 @@ def mae_vs_max_freq(runs: pd.DataFrame, summary: pd.DataFrame, setting: str, pat
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     done = runs[(runs["status"] == "FINISHED") & np.isfinite(runs["mae_test"])]
     jitter = (done["seed"].astype(float) % 7 - 3) * 0.12
-    for flag, marker, label in ((False, "o", "run"), (True, "x", "diverged run")):
+    for flag, marker, color, label in (
+        (False, "o", "tab:blue", "run"),
+        (True, "x", "tab:red", "diverged run"),
+    ):
         part = done[done["diverged"].fillna(False) == flag]
         ax.scatter(
             part["max_freq"] + jitter[part.index],
@@ -38,6 +41,7 @@ def mae_vs_max_freq(runs: pd.DataFrame, summary: pd.DataFrame, setting: str, pat
             s=14,
             alpha=0.5,
             marker=marker,
+            color=color,
             label=label,
         )
     x = summary["max_freq"]

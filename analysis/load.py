@@ -9,6 +9,7 @@ import dataclasses
 import mlflow
 import pandas as pd
 
+from analysis import store
 from pipeline.config import DataConfig, EvalConfig, TrainConfig, UserError
 
 PARAM_TYPES = {
@@ -30,12 +31,12 @@ def experiment_ids(experiment: str | None) -> list[str]:
     return [found.experiment_id]
 
 
-def load_runs(experiment: str | None = None, study: str | None = None) -> pd.DataFrame:
+def load_runs(
+    experiment: str | None = None, study: str | None = None, fast: bool = True
+) -> pd.DataFrame:
     """Every `main` run of the experiment (all experiments if None), optionally of one study."""
-    query = "tags.step = 'main'" + (f" and tags.study = '{study}'" if study else "")
-    raw = mlflow.search_runs(
-        experiment_ids(experiment), filter_string=query, output_format="pandas"
-    )
+    tags = {"step": "main", **({"study": study} if study else {})}
+    raw = store.search(experiment_ids(experiment), tags, fast=fast)
     if raw.empty:
         where = f"study={study!r}" if study else f"experiment={experiment or 'any'!r}"
         raise UserError(f"{where} is not allowed: it has no pipeline runs to report on")

@@ -21,6 +21,8 @@ import mlflow
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
+from pipeline.config import UserError
+
 STEP_TAG = "step"
 ERROR_TAG = "error"
 PACKAGES = ("mlflow", "keras", "tensorflow", "jax", "numpy", "scikit-learn", "pandas")
@@ -91,8 +93,6 @@ def step_run(
 
 
 def one_line(exc: BaseException) -> str:
-    from pipeline.config import UserError
-
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
 
@@ -165,8 +165,6 @@ def staged_artifacts() -> Iterator[Path]:
 
 
 def download(artifact_uri: str) -> Path:
-    from pipeline.config import UserError
-
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri))
     except Exception as exc:  # MLflow raises several types for a missing run or path
@@ -175,8 +173,6 @@ def download(artifact_uri: str) -> Path:
 
 def get_run(run_id: str, expected_step: str, param: str):
     """The run `run_id`, which must be a FINISHED run of `expected_step`."""
-    from pipeline.config import UserError
-
     try:
         run = MlflowClient().get_run(run_id)
     except Exception:

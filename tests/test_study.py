@@ -130,3 +130,33 @@ def test_interrupted_sweep_leaves_nothing_running(store):
     statuses = {(r.data.tags["step"], r.info.status) for r in store.runs()}
     assert ("sweep", "KILLED") in statuses and ("main", "KILLED") in statuses
     assert not any(status == "RUNNING" for _, status in statuses)
+
+
+def test_sqlite_fast_path_reads_what_the_mlflow_api_reads(store):
+    """analysis.store reads MLflow's tables directly; it must agree with the public API."""
+    import mlflow
+    import numpy as np
+
+    from analysis import store as fast_store
+    from analysis.load import load_runs
+
+    for seed, value in ((0, 1.5), (1, float("nan"))):
+        with mlflow.start_run(run_name=f"r{seed}") as run:
+            mlflow.set_tags({"step": "main", "study": "s", "eval_run_id": run.info.run_id})
+            mlflow.log_params({"max_freq": "5", "seed": str(seed), "dropout": "0.1"})
+            mlflow.log_metrics({"mae_test": value, "diverged": float(seed)})
+            for step, loss in enumerate((3.0, float("nan"), 1.0)):
+                mlflow.log_metric("loss", loss, step=step)
+    with mlflow.start_run():
+        mlflow.set_tags({"step": "main", "study": "other"})
+    fast, api = load_runs(study="s"), load_runs(study="s", fast=False)
+    assert len(fast) == 2 and fast["study"].eq("s").all()
+    pd.testing.assert_frame_equal(fast, api[fast.columns], check_like=True)
+    ids = list(fast["run_id"])
+    quick = fast_store.metric_histories(ids, "loss")
+    slow = fast_store.metric_histories(ids, "loss", fast=False)
+    assert quick.keys() == slow.keys()
+    for run_id in ids:
+        np.testing.assert_array_equal(quick[run_id], slow[run_id])
+        assert len(quick[run_id]) == 3 and np.isnan(quick[run_id][1])
+    assert fast_store.artifact_uris(ids) == fast_store.artifact_uris(ids, fast=False)

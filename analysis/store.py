@@ -1,0 +1,152 @@
+"""Bulk reads from the tracking store, with a fast path for local SQLite stores.
+
+`mlflow.search_runs` builds an ORM object per parameter, metric and tag: about 8 s for 10,000
+runs on 2 cores. For a local SQLite store (MLflow's default) the same rows are read here with
+three plain SQL queries in well under a second. The fast path reads MLflow's own tables
+(`runs`, `params`, `latest_metrics`, `tags`, `metrics`), which are internal: any error there
+falls back to the public API, and a test checks that both paths give the same table.
+Tracking servers and other databases always use the public API.
+"""
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+
+def sqlite_path(uri: str | None = None) -> Path | None:
+    uri = uri or mlflow.get_tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    return path if path.is_file() else None
+
+
+def _connect(db: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+
+
+def _selected_runs_sql(experiment_ids: Sequence[str], tags: dict[str, str]) -> tuple[str, list]:
+    marks = ",".join("?" * len(experiment_ids))
+    sql = (
+        "SELECT run_uuid FROM runs "
+        f"WHERE lifecycle_stage = 'active' AND experiment_id IN ({marks})"
+    )
+    args: list = [int(e) for e in experiment_ids]
+    for key, value in tags.items():
+        sql += " AND run_uuid IN (SELECT run_uuid FROM tags WHERE key = ? AND value = ?)"
+        args += [key, value]
+    return sql, args
+
+
+def _pivot(rows: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    if rows.empty:
+        return pd.DataFrame(index=pd.Index([], name="run_uuid"))
+    wide = rows.pivot(index="run_uuid", columns="key", values="value")
+    return wide.add_prefix(prefix)
+
+
+def _search_sqlite(db: Path, experiment_ids: Sequence[str], tags: dict[str, str]) -> pd.DataFrame:
+    selected, args = _selected_runs_sql(experiment_ids, tags)
+    with _connect(db) as conn:
+        runs = pd.read_sql_query(
+            "SELECT run_uuid, experiment_id, status, start_time, end_time FROM runs "
+            f"WHERE run_uuid IN ({selected})",
+            conn,
+            params=args,
+        )
+        parts = {}
+        for table, prefix in (("params", "params."), ("tags", "tags.")):
+            rows = pd.read_sql_query(
+                f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({selected})",
+                conn,
+                params=args,
+            )
+            parts[prefix] = _pivot(rows, prefix)
+        metrics = pd.read_sql_query(
+            "SELECT run_uuid, key, CASE WHEN is_nan THEN NULL ELSE value END AS value "
+            f"FROM latest_metrics WHERE run_uuid IN ({selected})",
+            conn,
+            params=args,
+        )
+        metrics["value"] = metrics["value"].astype(float)
+        parts["metrics."] = _pivot(metrics, "metrics.")
+    out = runs.set_index("run_uuid")
+    for part in parts.values():
+        out = out.join(part)
+    out = out.reset_index().rename(columns={"run_uuid": "run_id"})
+    out["experiment_id"] = out["experiment_id"].astype(str)
+    for column in ("start_time", "end_time"):
+        out[column] = pd.to_datetime(out[column], unit="ms", utc=True)
+    return out
+
+
+def search(experiment_ids: Sequence[str], tags: dict[str, str], fast: bool = True) -> pd.DataFrame:
+    """Runs carrying all `tags`, as `mlflow.search_runs(output_format="pandas")` returns them."""
+    db = sqlite_path() if fast else None
+    if db is not None:
+        try:
+            return _search_sqlite(db, experiment_ids, tags)
+        except (sqlite3.Error, pd.errors.DatabaseError, KeyError):
+            pass  # MLflow changed its schema: the public API still works
+    query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
+    return mlflow.search_runs(list(experiment_ids), filter_string=query, output_format="pandas")
+
+
+def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dict[str, np.ndarray]:
+    """run id → values of metric `key` ordered by step."""
+    db = sqlite_path() if fast else None
+    if db is not None and run_ids:
+        try:
+            with _connect(db) as conn:
+                rows = pd.read_sql_query(
+                    "SELECT run_uuid, step, CASE WHEN is_nan THEN NULL ELSE value END AS value "
+                    f"FROM metrics WHERE key = ? AND run_uuid IN ({','.join('?' * len(run_ids))}) "
+                    "ORDER BY run_uuid, step, timestamp",
+                    conn,
+                    params=[key, *run_ids],
+                )
+            rows = rows.drop_duplicates(["run_uuid", "step"], keep="last")
+            return {r: g["value"].to_numpy(float) for r, g in rows.groupby("run_uuid")}
+        except (sqlite3.Error, pd.errors.DatabaseError):
+            pass
+    client = MlflowClient()
+    out = {}
+    for run_id in run_ids:
+        history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        if history:
+            out[run_id] = np.array([m.value for m in history])
+    return out
+
+
+def artifact_uris(run_ids: Sequence[str], fast: bool = True) -> dict[str, str]:
+    db = sqlite_path() if fast else None
+    if db is not None and run_ids:
+        try:
+            with _connect(db) as conn:
+                rows = conn.execute(
+                    "SELECT run_uuid, artifact_uri FROM runs "
+                    f"WHERE run_uuid IN ({','.join('?' * len(run_ids))})",
+                    list(run_ids),
+                ).fetchall()
+            return dict(rows)
+        except sqlite3.Error:
+            pass
+    client = MlflowClient()
+    return {run_id: client.get_run(run_id).info.artifact_uri for run_id in run_ids}
+
+
+def read_artifact_csv(artifact_uri: str, path: str) -> pd.DataFrame | None:
+    """A CSV artifact, read in place when the artifact store is a local folder."""
+    try:
+        parsed = urlparse(artifact_uri)
+        if parsed.scheme in ("", "file"):
+            return pd.read_csv(Path(unquote(parsed.path)) / path)
+        return pd.read_csv(mlflow.artifacts.download_artifacts(f"{artifact_uri}/{path}"))
+    except Exception:  # a missing or unreachable artifact should not sink a report
+        return None
