@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 MAX_FREQ ?= 20
-# The default study: 5 max_freqs × 5 seeds × 200 epochs, about 20 minutes on 2 cores.
+# The default study: 5 max_freqs × 5 seeds × 200 epochs, about 13 minutes on 2 cores.
 STUDY ?= default
 MAX_FREQS ?= 5,10,20,30,40
 SEEDS ?= 5
@@ -31,7 +31,7 @@ run: venv ## one experiment, mlflow run . -P max_freq=20 (MAX_FREQ=… to change
 	@echo "Results: tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}, artifacts under ./mlruns"
 	@echo "Browse and compare runs: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}  (then open http://127.0.0.1:5000)"
 
-study: venv ## the default study (5 max_freqs × 5 seeds, ~20 min), then its report
+study: venv ## the default study (5 max_freqs × 5 seeds, ~13 min), then its report
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P study=$(STUDY) --env-manager local
 	$(BIN)/python -m analysis --study $(STUDY)
 
@@ -50,7 +50,7 @@ lint: venv ## ruff check and format check
 format: venv ## ruff format and autofix
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: venv ## the benchmarks (about 20 minutes): main vs bare Keras, sweep workers, analysis
+bench: venv ## the benchmarks (about 15 minutes): main vs bare Keras, sweep workers, analysis
 	$(BIN)/python benchmarks/bench_main.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_analysis.py
