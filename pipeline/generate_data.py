@@ -72,6 +72,16 @@ def aliasing_warning(cfg: DataConfig) -> str | None:
     )
 
 
+def flag_aliasing(cfg: DataConfig) -> None:
+    """Warn (once per process: same call site) and tag the active run if the series alias."""
+    from pipeline import tracking
+
+    warning = aliasing_warning(cfg)
+    if warning:
+        warnings.warn(warning, stacklevel=1)
+        tracking.set_tags({"aliasing_warning": warning})
+
+
 def save(datasets: dict[str, Dataset], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for split, ds in datasets.items():
@@ -103,10 +113,7 @@ def run_step(cfg: DataConfig, parent_run_id: str | None = None) -> str:
     from pipeline import tracking
 
     with tracking.step_run("generate_data", cfg.as_params(), parent_run_id) as run:
-        warning = aliasing_warning(cfg)
-        if warning:
-            warnings.warn(warning, stacklevel=2)
-            tracking.set_tags({"aliasing_warning": warning})
+        flag_aliasing(cfg)
         tracking.set_tags({"data_key": data_key(cfg)})
         datasets = generate(cfg)
         with tracking.staged_artifacts() as folder:

@@ -10,7 +10,6 @@ The steps run in this one process, so TensorFlow is imported once, not three tim
 """
 
 import sys
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
@@ -46,10 +45,7 @@ def run_pipeline(
 ) -> tuple[str, dict]:
     """Run the three steps under one `main` run; returns its run id and headline metrics."""
     with tracking.step_run("main", cfg.as_params(), parent_run_id, tags, run_name) as run:
-        warning = generate_data.aliasing_warning(cfg.data)
-        if warning:
-            warnings.warn(warning, stacklevel=2)
-            tracking.set_tags({"aliasing_warning": warning})
+        generate_data.flag_aliasing(cfg.data)
         data_run_id, datasets, reused = data_for(cfg.data)
         tracking.set_tags({"data_run_id": data_run_id, "data_reused": str(reused).lower()})
         # The reference estimators need only the data: fit them (and import scikit-learn and

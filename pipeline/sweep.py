@@ -21,6 +21,7 @@ from multiprocessing import get_context
 from typing import Any
 
 import mlflow
+from tqdm import tqdm
 
 from pipeline import tracking
 from pipeline.config import DataConfig, EvalConfig, PipelineConfig, SweepConfig, TrainConfig
@@ -75,7 +76,8 @@ def finished_keys(experiment_id: str, study: str) -> set[str]:
     return {r.data.tags.get("run_key") for r in runs}
 
 
-def worker_tracking_uri() -> str:
+def patient_tracking_uri() -> str:
+    """The tracking URI, with SQLite told to wait for the write lock rather than fail."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:") and "timeout=" not in uri:
         uri += ("&" if "?" in uri else "?") + f"timeout={SQLITE_TIMEOUT_S}"
@@ -101,7 +103,7 @@ def _run_job(job: Job, parent_run_id: str, study: str) -> dict[str, Any]:
     from pipeline.main import run_pipeline
 
     start = time.perf_counter()
-    cfg = PipelineConfig.from_strings({k: str(v) for k, v in job.params.items()})
+    cfg = PipelineConfig.from_strings(job.params)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # aliasing is tagged on the run; keep the bar clean
@@ -133,8 +135,7 @@ def _line(job: Job, result: dict[str, Any]) -> str:
 
 
 def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
-    from tqdm import tqdm
-
+    mlflow.set_tracking_uri(patient_tracking_uri())
     base = PipelineConfig.from_strings(raw)
     jobs = plan(sweep, raw)
     study = study_name(sweep, base)
@@ -162,7 +163,7 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
             flush=True,
         )
         if todo:
-            _execute(todo, workers, run.info.run_id, study, experiment_id, base, counts, tqdm)
+            _execute(todo, workers, run.info.run_id, study, experiment_id, base, counts)
         tracking.log_metrics(counts)
         print(
             f"study {study!r}: {counts['runs_finished']} finished, {counts['runs_failed']} "
@@ -173,12 +174,12 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
         return counts
 
 
-def _execute(todo, workers, sweep_run_id, study, experiment_id, base, counts, tqdm) -> None:
+def _execute(todo, workers, sweep_run_id, study, experiment_id, base, counts) -> None:
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(todo)),
         mp_context=get_context("spawn"),
         initializer=_init_worker,
-        initargs=(worker_tracking_uri(), experiment_id, base.train.backend),
+        initargs=(mlflow.get_tracking_uri(), experiment_id, base.train.backend),
     )
     bar = tqdm(total=len(todo), unit="run", desc="sweep", file=sys.stderr, smoothing=0)
     try:

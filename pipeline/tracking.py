@@ -70,14 +70,16 @@ def step_run(
     inside an active run, or given `parent_run_id`, starts a child run named after the step.
     """
     nested = mlflow.active_run() is not None
-    run_name = run_name or (step if (nested or parent_run_id) else None)
     all_tags = {STEP_TAG: step, **environment_tags(), **(tags or {})}
-    run = mlflow.start_run(
-        run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=all_tags
-    )
+    if nested or parent_run_id:
+        run = mlflow.start_run(
+            run_name=run_name or step, nested=nested, parent_run_id=parent_run_id, tags=all_tags
+        )
+    else:
+        run = mlflow.start_run(run_name=run_name)
     try:
-        if not nested and not parent_run_id:
-            # `mlflow run` created this run before our tags existed.
+        if not (nested or parent_run_id):
+            # Possibly the run `mlflow run` created: resuming it ignores start_run's tags.
             mlflow.set_tags(all_tags)
         log_params(params)
         yield run
@@ -99,11 +101,12 @@ def one_line(exc: BaseException) -> str:
 
 def record_failure(step: str, params: Mapping[str, Any], message: str) -> None:
     """For input rejected before any work: a FAILED run that says why."""
-    with mlflow.start_run() as run:
+    mlflow.start_run()
+    try:
         mlflow.set_tags({STEP_TAG: step, ERROR_TAG: message})
         log_params({k: v for k, v in params.items() if v is not None})
-        run_id = run.info.run_id
-    MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+    finally:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
 
 
 def log_params(params: Mapping[str, Any]) -> None:

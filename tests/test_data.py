@@ -69,3 +69,12 @@ def test_npz_round_trip_and_malformed_input(tmp_path):
         load(tmp_path / "data")
     with pytest.raises(UserError, match="cannot read"):
         load(tmp_path / "missing")
+
+
+def test_aliasing_warning_from_the_nyquist_limit():
+    from pipeline.generate_data import aliasing_warning
+
+    assert aliasing_warning(DataConfig(max_freq=49)) is None
+    message = aliasing_warning(DataConfig(max_freq=50))
+    assert message.startswith("max_freq=50 ≥ (time_steps − 1)/2 = 49.5")
+    assert aliasing_warning(DataConfig(max_freq=5, time_steps=10)).startswith("max_freq=5 ≥")
