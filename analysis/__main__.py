@@ -35,15 +35,22 @@ def parse_ratio(text: str) -> float | None:
 
 
 def analyze(
-    experiment: str, study: str, ratio: float | None, out_root: Path, per_max_freq: int = 20
+    experiment: str,
+    study: str,
+    ratio: float | None,
+    out_root: Path,
+    per_max_freq: int = 20,
+    log_to_experiment: bool = True,
 ) -> Path:
+    """Write the report and log it as an `analysis` run (in `experiment` if
+    `log_to_experiment`, else in the active one); returns the report folder."""
     runs = load.load_runs(experiment or None, study or None)
     summary = stats.summarize(runs, ratio)
     name = study or experiment or "all-experiments"
     out = out_root / name
     title = f"Sine-frequency LSTM: error and divergence vs max_freq ({name})"
     files = report.write(runs, summary, title, ratio, out, per_max_freq)
-    if experiment:
+    if experiment and log_to_experiment:
         mlflow.set_experiment(experiment)
     params = {"experiment": experiment, "study": study, "divergence_ratio": ratio or "logged"}
     with tracking.step_run("analysis", params, tags={"study": study} if study else None):
@@ -76,10 +83,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Under `mlflow run -e analyze` the launcher has already made our run, in its experiment.
+    launched = bool(os.environ.get("MLFLOW_RUN_ID"))
     try:
         ratio = parse_ratio(args.divergence_ratio)
-        out = analyze(args.experiment, args.study, ratio, Path(args.out), args.curves_per_max_freq)
+        out = analyze(
+            args.experiment,
+            args.study,
+            ratio,
+            Path(args.out),
+            args.curves_per_max_freq,
+            log_to_experiment=not launched,
+        )
     except UserError as exc:
+        if launched:
+            tracking.record_failure("analysis", vars(args), str(exc))
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     print(f"report: {out / 'report.html'} (and report.md, summary.csv, runs.csv, figures)")

@@ -85,6 +85,14 @@ def test_sweep_resume_and_report(store, tmp_path):
     logged = {a.path for a in MlflowClient().list_artifacts(analysis.info.run_id)}
     assert {"summary.csv", "runs.csv", "report.html", "report.md"} <= logged
 
+    # The same through the MLproject entry point, with a re-judged threshold.
+    entry = store.mlflow_run("analyze", study="tiny", divergence_ratio="0.01", out=str(out))
+    assert entry.returncode == 0, entry.stderr[-3000:]
+    assert len(store.runs(step="analysis")) == 2
+    rejudged = pd.read_csv(folder / "summary.csv")
+    assert rejudged["diverged"].tolist() == rejudged["finished"].tolist()  # ratio 0.01: all
+    assert "re-judged at mae_ratio_train ≥ 0.01" in (folder / "report.md").read_text()
+
 
 def test_analysis_of_unknown_or_empty_selection_is_an_error(store, tmp_path):
     for args, expected in (
