@@ -98,45 +98,57 @@ def search(experiment_ids: Sequence[str], tags: dict[str, str], fast: bool = Tru
     return mlflow.search_runs(list(experiment_ids), filter_string=query, output_format="pandas")
 
 
-def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dict[str, np.ndarray]:
-    """run id → values of metric `key` ordered by step."""
+def _query(sql: str, params: Sequence, fast: bool) -> pd.DataFrame | None:
+    """Rows from a local SQLite store, or None when the public API must answer instead."""
     db = sqlite_path() if fast else None
-    if db is not None and run_ids:
-        try:
-            with _connect(db) as conn:
-                rows = pd.read_sql_query(
-                    "SELECT run_uuid, step, CASE WHEN is_nan THEN NULL ELSE value END AS value "
-                    f"FROM metrics WHERE key = ? AND run_uuid IN ({','.join('?' * len(run_ids))}) "
-                    "ORDER BY run_uuid, step, timestamp",
-                    conn,
-                    params=[key, *run_ids],
-                )
-            rows = rows.drop_duplicates(["run_uuid", "step"], keep="last")
-            return {r: g["value"].to_numpy(float) for r, g in rows.groupby("run_uuid")}
-        except (sqlite3.Error, pd.errors.DatabaseError):
-            pass
-    client = MlflowClient()
-    out = {}
-    for run_id in run_ids:
-        history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-        if history:
-            out[run_id] = np.array([m.value for m in history])
-    return out
+    if db is None:
+        return None
+    try:
+        with _connect(db) as conn:
+            return pd.read_sql_query(sql, conn, params=list(params))
+    except (sqlite3.Error, pd.errors.DatabaseError):
+        return None
+
+
+def _marks(items: Sequence) -> str:
+    return ",".join("?" * len(items))
+
+
+def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dict[str, np.ndarray]:
+    """run id → values of metric `key` by step (the last one logged where a step repeats)."""
+    if not run_ids:
+        return {}
+    rows = _query(
+        "SELECT run_uuid, step, CASE WHEN is_nan THEN NULL ELSE value END AS value "
+        f"FROM metrics WHERE key = ? AND run_uuid IN ({_marks(run_ids)}) "
+        "ORDER BY run_uuid, step, timestamp",
+        [key, *run_ids],
+        fast,
+    )
+    if rows is None:
+        client = MlflowClient()
+        rows = pd.DataFrame(
+            [
+                (run_id, m.step, m.timestamp, m.value)
+                for run_id in run_ids
+                for m in client.get_metric_history(run_id, key)
+            ],
+            columns=["run_uuid", "step", "timestamp", "value"],
+        ).sort_values(["run_uuid", "step", "timestamp"], kind="stable")
+    rows = rows.drop_duplicates(["run_uuid", "step"], keep="last")
+    return {r: g["value"].to_numpy(float) for r, g in rows.groupby("run_uuid")}
 
 
 def artifact_uris(run_ids: Sequence[str], fast: bool = True) -> dict[str, str]:
-    db = sqlite_path() if fast else None
-    if db is not None and run_ids:
-        try:
-            with _connect(db) as conn:
-                rows = conn.execute(
-                    "SELECT run_uuid, artifact_uri FROM runs "
-                    f"WHERE run_uuid IN ({','.join('?' * len(run_ids))})",
-                    list(run_ids),
-                ).fetchall()
-            return dict(rows)
-        except sqlite3.Error:
-            pass
+    if not run_ids:
+        return {}
+    rows = _query(
+        f"SELECT run_uuid, artifact_uri FROM runs WHERE run_uuid IN ({_marks(run_ids)})",
+        run_ids,
+        fast,
+    )
+    if rows is not None:
+        return dict(zip(rows["run_uuid"], rows["artifact_uri"], strict=True))
     client = MlflowClient()
     return {run_id: client.get_run(run_id).info.artifact_uri for run_id in run_ids}
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,24 @@ class Store:
         return subprocess.run(
             cmd, env=self.env(), cwd=self.root, capture_output=True, text=True, timeout=600
         )
+
+    def start(self, module: str, *args: str) -> subprocess.Popen:
+        """`python -m module args…` against this store, in the background."""
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_for(self, count: int, timeout_s: float = 180, **tags: str) -> None:
+        """Until `count` runs with `tags` exist, then 2 s more (to be well inside fit())."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.runs(**tags)) < count and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
 
     def runs(self, **tags: str) -> list:
         from mlflow.tracking import MlflowClient

@@ -3,14 +3,11 @@
 import io
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY
+from conftest import TINY
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import DataConfig, EvalConfig, TrainConfig
@@ -156,19 +153,10 @@ def test_bad_input_fails_with_one_line_and_a_failed_run(store, entry, params, me
 
 
 def test_sigterm_marks_runs_killed(store):
-    args = ["--max_freq", "4", "--samples_per_freq", "2", "--epochs", "100000"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.main", *args],
-        cwd=ROOT,
-        env=store.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = store.start(
+        "pipeline.main", "--max_freq", "4", "--samples_per_freq", "2", "--epochs", "100000"
     )
-    deadline = time.monotonic() + 120
-    while not store.runs(step="train") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(2)  # well inside fit()
+    store.wait_for(1, step="train")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]

@@ -4,7 +4,6 @@ its interruption, and the report built from it."""
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 from conftest import ROOT
@@ -120,18 +119,8 @@ def test_interrupted_sweep_leaves_nothing_running(store):
         "--study",
         "stop",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.sweep", *args],
-        cwd=ROOT,
-        env=store.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 180
-    while len(store.runs(step="train")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(2)
+    proc = store.start("pipeline.sweep", *args)
+    store.wait_for(2, step="train")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
