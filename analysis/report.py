@@ -145,7 +145,8 @@ def write(
         if ratio is not None
         else "as logged by each run (mae_ratio_train ≥ its divergence_ratio)"
     )
-    table = markdown_table(readable_summary(summary))
+    readable = readable_summary(summary)
+    table = markdown_table(readable)
     intro = (
         f"{len(runs)} runs over max_freq {', '.join(map(str, summary['max_freq']))} "
         f"({setting}). MAE in cycles per 2π on the held-out set; intervals are 95%. "
@@ -168,7 +169,7 @@ def write(
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 6px;text-align:right}img{max-width:100%}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"
-        f"{readable_summary(summary).to_html(index=False, border=0)}{images}</body></html>"
+        f"{readable.to_html(index=False, border=0)}{images}</body></html>"
     )
     (out / "report.html").write_text(page)
     return [out / n for n in ("runs.csv", "summary.csv", *FIGURES, "report.md", "report.html")]

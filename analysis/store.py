@@ -31,8 +31,12 @@ def _connect(db: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 
 
+def _marks(items: Sequence) -> str:
+    return ",".join("?" * len(items))
+
+
 def _selected_runs_sql(experiment_ids: Sequence[str], tags: dict[str, str]) -> tuple[str, list]:
-    marks = ",".join("?" * len(experiment_ids))
+    marks = _marks(experiment_ids)
     sql = (
         "SELECT run_uuid FROM runs "
         f"WHERE lifecycle_stage = 'active' AND experiment_id IN ({marks})"
@@ -108,10 +112,6 @@ def _query(sql: str, params: Sequence, fast: bool) -> pd.DataFrame | None:
             return pd.read_sql_query(sql, conn, params=list(params))
     except (sqlite3.Error, pd.errors.DatabaseError):
         return None
-
-
-def _marks(items: Sequence) -> str:
-    return ",".join("?" * len(items))
 
 
 def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ are staged in a temporary folder and logged only when the step succeeds, so a fa
 leaves no half-written artifacts.
 """
 
+import functools
 import hashlib
 import platform
 import signal
@@ -38,6 +39,7 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
 
+@functools.cache
 def code_version() -> str:
     """Hash of the pipeline's source: runs made by different code are never mistaken as equal."""
     digest = hashlib.sha256()
@@ -46,7 +48,9 @@ def code_version() -> str:
     return digest.hexdigest()[:12]
 
 
+@functools.cache
 def environment_tags() -> dict[str, str]:
+    """Package versions and the code hash, read once per process (shared: copy, don't edit)."""
     tags = {"versions.python": platform.python_version(), "code_version": code_version()}
     for package in PACKAGES:
         try:
@@ -118,16 +122,16 @@ def log_params(params: Mapping[str, Any]) -> None:
         mlflow.log_params(missing)
 
 
-def log_metrics(metrics: Mapping[str, float], step: int = 0, run_id: str | None = None) -> None:
-    run_id = run_id or mlflow.active_run().info.run_id
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    run_id = mlflow.active_run().info.run_id
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
     MlflowClient().log_batch(run_id, metrics=batch, synchronous=True)
 
 
-def log_series(name: str, values: list[float], run_id: str | None = None) -> None:
+def log_series(name: str, values: list[float]) -> None:
     """One metric with step = index (e.g. the loss per epoch), in batches of MLflow's maximum."""
-    run_id = run_id or mlflow.active_run().info.run_id
+    run_id = mlflow.active_run().info.run_id
     now = int(time.time() * 1000)
     points = [Metric(name, float(v), now, i) for i, v in enumerate(values)]
     for start in range(0, len(points), 1000):
