@@ -13,8 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-import mlflow
-
 from analysis import load, report, stats
 from pipeline import tracking
 from pipeline.config import UserError
@@ -51,11 +49,10 @@ def analyze(
     title = f"Sine-frequency LSTM: error and divergence vs max_freq ({name})"
     files = report.write(runs, summary, title, ratio, out, per_max_freq)
     if experiment and log_to_experiment:
-        mlflow.set_experiment(experiment)
+        tracking.use_experiment(experiment)
     params = {"experiment": experiment, "study": study, "divergence_ratio": ratio or "logged"}
     with tracking.step_run("analysis", params, tags={"study": study} if study else None):
-        for path in files:
-            mlflow.log_artifact(str(path))
+        tracking.log_files(files)
         tracking.log_metrics({"runs": len(runs), "max_freqs": len(summary)})
     return out
 
@@ -82,10 +79,11 @@ def main(argv: list[str] | None = None) -> None:
         help="runs per max_freq read for learning curves and error by frequency",
     )
     args = parser.parse_args(argv)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    tracking.configure_client()
     # Under `mlflow run -e analyze` the launcher has already made our run, in its experiment.
     launched = bool(os.environ.get("MLFLOW_RUN_ID"))
     try:
+        tracking.check_store()
         ratio = parse_ratio(args.divergence_ratio)
         out = analyze(
             args.experiment,
@@ -96,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             log_to_experiment=not launched,
         )
     except UserError as exc:
-        if launched:
+        if launched and not isinstance(exc, tracking.StoreError):
             tracking.record_failure("analysis", vars(args), str(exc))
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -6,10 +6,10 @@ floats, and `status` keeps FAILED/KILLED/RUNNING runs (counted by the summary, n
 
 import dataclasses
 
-import mlflow
 import pandas as pd
 
 from analysis import store
+from pipeline import tracking
 from pipeline.config import DataConfig, EvalConfig, TrainConfig, UserError
 
 PARAM_TYPES = {
@@ -18,25 +18,12 @@ PARAM_TYPES = {
 TAGS = ("study", "diverged_reason", "aliasing_warning", "eval_run_id", "run_key", "code_version")
 
 
-def experiment_ids(experiment: str | None) -> list[str]:
-    if not experiment:
-        return [e.experiment_id for e in mlflow.search_experiments()]
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
-        names = ", ".join(sorted(e.name for e in mlflow.search_experiments())) or "none"
-        raise UserError(
-            f"experiment={experiment!r} is not allowed: no such experiment in "
-            f"{mlflow.get_tracking_uri()} (found: {names})"
-        )
-    return [found.experiment_id]
-
-
 def load_runs(
     experiment: str | None = None, study: str | None = None, fast: bool = True
 ) -> pd.DataFrame:
     """Every `main` run of the experiment (all experiments if None), optionally of one study."""
     tags = {"step": "main", **({"study": study} if study else {})}
-    raw = store.search(experiment_ids(experiment), tags, fast=fast)
+    raw = store.search(tracking.experiment_ids(experiment), tags, fast=fast)
     if raw.empty:
         where = f"study={study!r}" if study else f"experiment={experiment or 'any'!r}"
         raise UserError(f"{where} is not allowed: it has no pipeline runs to report on")

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
+
+from pipeline import tracking
 
 
 def sqlite_path(uri: str | None = None) -> Path | None:
-    uri = uri or mlflow.get_tracking_uri()
+    uri = uri or tracking.tracking_uri()
     if not uri.startswith("sqlite:///"):
         return None
     path = Path(uri.removeprefix("sqlite:///").split("?")[0])
@@ -98,8 +98,7 @@ def search(experiment_ids: Sequence[str], tags: dict[str, str], fast: bool = Tru
             return _search_sqlite(db, experiment_ids, tags)
         except (sqlite3.Error, pd.errors.DatabaseError, KeyError):
             pass  # MLflow changed its schema: the public API still works
-    query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
-    return mlflow.search_runs(list(experiment_ids), filter_string=query, output_format="pandas")
+    return tracking.search_frame(experiment_ids, tags)
 
 
 def _query(sql: str, params: Sequence, fast: bool) -> pd.DataFrame | None:
@@ -126,12 +125,11 @@ def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dic
         fast,
     )
     if rows is None:
-        client = MlflowClient()
         rows = pd.DataFrame(
             [
-                (run_id, m.step, m.timestamp, m.value)
+                (run_id, *point)
                 for run_id in run_ids
-                for m in client.get_metric_history(run_id, key)
+                for point in tracking.metric_history(run_id, key)
             ],
             columns=["run_uuid", "step", "timestamp", "value"],
         ).sort_values(["run_uuid", "step", "timestamp"], kind="stable")
@@ -149,8 +147,7 @@ def artifact_uris(run_ids: Sequence[str], fast: bool = True) -> dict[str, str]:
     )
     if rows is not None:
         return dict(zip(rows["run_uuid"], rows["artifact_uri"], strict=True))
-    client = MlflowClient()
-    return {run_id: client.get_run(run_id).info.artifact_uri for run_id in run_ids}
+    return {run_id: tracking.artifact_uri(run_id) for run_id in run_ids}
 
 
 def read_artifact_csv(artifact_uri: str, path: str) -> pd.DataFrame | None:
@@ -159,6 +156,6 @@ def read_artifact_csv(artifact_uri: str, path: str) -> pd.DataFrame | None:
         parsed = urlparse(artifact_uri)
         if parsed.scheme in ("", "file"):
             return pd.read_csv(Path(unquote(parsed.path)) / path)
-        return pd.read_csv(mlflow.artifacts.download_artifacts(f"{artifact_uri}/{path}"))
+        return pd.read_csv(tracking.download(f"{artifact_uri}/{path}"))
     except Exception:  # a missing or unreachable artifact should not sink a report
         return None

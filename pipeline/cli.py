@@ -71,9 +71,9 @@ def run(
     parser = build_parser(f"python -m pipeline.{step}", summary, configs, extra, exclude)
     raw = vars(parser.parse_args(argv))
     tracking.install_signal_handlers()
-    # Progress bars for local artifact copies are noise in a pipeline's log.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    tracking.configure_client()
     try:
+        tracking.check_store()  # seconds, not minutes, when the server is away
         try:
             cfg = build(raw)
         except UserError as exc:
@@ -81,10 +81,33 @@ def run(
             raise
         execute(cfg, raw)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        fail(exc)
     except KeyboardInterrupt:
         print(f"{step}: interrupted; the run was marked KILLED", file=sys.stderr, flush=True)
         sys.stdout.flush()
         # The runs are closed; don't wait on backend worker threads that may never finish.
         os._exit(130)
+    except Exception:
+        lost_store()
+        raise
+
+
+def fail(exc: UserError) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
+def lost_store() -> None:
+    """After an unexpected error: if the tracking store went away mid-run, say that in one
+    line (exit 2) rather than with the traceback of whichever write failed first."""
+    if not tracking.is_shared_store(tracking.tracking_uri()):
+        return
+    try:
+        tracking.check_store()
+    except tracking.StoreError as exc:
+        fail(
+            tracking.StoreError(
+                f"{exc} (lost during the run; a run left open is marked KILLED as stale by "
+                "the next sweep of its study, or by python -m pipeline.reap)"
+            )
+        )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BACKENDS = ("tensorflow", "jax")
+EXECUTORS = ("local", "ray")
 
 
 class UserError(Exception):
@@ -155,6 +156,11 @@ class PipelineConfig:
         return {**self.data.as_params(), **self.train.as_params(), **self.eval.as_params()}
 
 
+def _host_port(text: str) -> bool:
+    host, _, port = text.removeprefix("ray://").rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536 and " " not in host
+
+
 def _freq_list(text: str) -> bool:
     parts = [p.strip() for p in text.split(",")]
     return all(p.isdigit() and int(p) >= 2 for p in parts) and len(set(parts)) == len(parts)
@@ -179,6 +185,26 @@ class SweepConfig(_Validated):
         "study name (tag `study`); empty = derived from the sweep's parameters",
         lambda v: v == "" or (v.replace("-", "").replace("_", "").isalnum() and len(v) <= 64),
         "letters, digits, '-' and '_' (at most 64)",
+    )
+
+    executor: str = _knob(
+        "local",
+        "where the runs execute: local worker processes, or tasks on a Ray cluster",
+        lambda v: v in EXECUTORS,
+        " or ".join(EXECUTORS),
+    )
+    ray_address: str = _knob(
+        "",
+        "with executor=ray: empty = start Ray here with `workers` CPUs; 'auto' or host:port = "
+        "join a running cluster",
+        lambda v: v in ("", "auto") or _host_port(v),
+        "empty, 'auto' or host:port",
+    )
+    stale_after_min: float = _knob(
+        10.0,
+        "RUNNING runs of the study with no heartbeat for this long are marked KILLED and rerun",
+        _positive_finite,
+        "a number of minutes > 0",
     )
 
     @property

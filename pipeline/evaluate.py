@@ -99,8 +99,6 @@ def run_step(
 ) -> tuple[str, Evaluation]:
     """Evaluate and log an `evaluate` run. Whatever is not passed in memory is read from the
     train run."""
-    from mlflow.tracking import MlflowClient
-
     from pipeline import plots, tracking
 
     params = {**cfg.as_params(), "train_run_id": train_run_id}
@@ -109,12 +107,10 @@ def run_step(
         if datasets is None:
             datasets = generate_data.load(tracking.download(train_run.data.tags["data_uri"]))
         if loss is None:
-            history = MlflowClient().get_metric_history(train_run_id, "loss")
-            loss = [m.value for m in sorted(history, key=lambda m: m.step)]
+            history = tracking.metric_history(train_run_id, "loss")
+            loss = [value for _, _, value in sorted(history, key=lambda point: point[0])]
         if model is None:
-            import mlflow
-
-            model = mlflow.keras.load_model(f"runs:/{train_run_id}/model")
+            model = tracking.load_keras_model(train_run_id)
         result = evaluate(cfg, datasets, predict(model, datasets), loss, references)
         tracking.log_metrics(result.metrics)
         tracking.set_tags(

@@ -12,8 +12,6 @@ The steps run in this one process, so TensorFlow is imported once, not three tim
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import mlflow
-
 from pipeline import evaluate, generate_data, plots, tracking, train
 from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainConfig
 from pipeline.references import reference_metrics
@@ -21,7 +19,7 @@ from pipeline.references import reference_metrics
 
 def data_for(cfg: DataConfig) -> tuple[str, dict[str, generate_data.Dataset], bool]:
     """(run id, datasets, reused?) for the data `cfg` describes, generating only if needed."""
-    experiment_id = mlflow.active_run().info.experiment_id
+    experiment_id = tracking.active_experiment_id()
     key = generate_data.data_key(cfg)
     reused = tracking.find_finished_run(
         experiment_id, {tracking.STEP_TAG: "generate_data", "data_key": key}

@@ -1,50 +1,187 @@
-"""The MLflow edge: every tracking call of the pipeline goes through here.
+"""The MLflow edge: every tracking call of the pipeline and the analysis goes through here.
 
-What it guarantees: a run opened with `step_run` never stays RUNNING. It ends FINISHED,
-FAILED (with the error recorded in the `error` tag) or KILLED (Ctrl-C / SIGTERM). Artifacts
-are staged in a temporary folder and logged only when the step succeeds, so a failed step
-leaves no half-written artifacts.
+What it guarantees:
+- **The store answers before any work.** `check_store` asks a tracking server one cheap
+  question with a short timeout, so an unreachable server or rejected credentials end the
+  command in seconds with one line instead of minutes of retries and a traceback.
+- **A run opened with `step_run` never stays RUNNING** while its process lives: it ends
+  FINISHED, FAILED (the error in the `error` tag) or KILLED (Ctrl-C / SIGTERM). While open it
+  refreshes its `heartbeat` tag every HEARTBEAT_EVERY_S, so a run whose process died without
+  closing it (SIGKILL, OOM, a lost node) can be told from a live one and reaped (`reap_stale`).
+- **No half-written artifacts**: they are staged in a temporary folder and logged only when
+  the step succeeds.
+- **One query** for "runs carrying these tags, in these states" (`find_runs`).
 """
 
 import functools
 import hashlib
+import os
 import platform
 import signal
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+import types
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import mlflow
-from mlflow.entities import Metric, RunStatus
+from mlflow.entities import Metric, Run, RunStatus
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import UserError
 
 STEP_TAG = "step"
 ERROR_TAG = "error"
+HEARTBEAT_TAG = "heartbeat"  # unix seconds of the last sign of life of the run's process
+HEARTBEAT_EVERY_S = 30.0
+STORE_CHECK_TIMEOUT_S = 5.0
+# MLflow retries a failed request 7 times with doubling waits (about 4 minutes). A shorter
+# ladder (2+4+8+16 s) rides out a server restart without hanging for minutes when it is gone.
+HTTP_RETRIES, HTTP_TIMEOUT_S = "4", "30"
 PACKAGES = ("mlflow", "keras", "tensorflow", "jax", "numpy", "scikit-learn", "pandas")
 _CODE_DIR = Path(__file__).resolve().parent
+
+
+class StoreError(UserError):
+    """The tracking store cannot be used: unreachable, or it refused us."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interrupt with a reason worth recording on the run (e.g. its sweep died)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def install_signal_handlers() -> None:
     """Turn SIGTERM into KeyboardInterrupt so that open runs end KILLED, not RUNNING."""
 
     def _terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one would cut the close
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _terminate)
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+def configure_client() -> None:
+    """Process-wide client settings (environment defaults a user can still override)."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRIES)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", HTTP_TIMEOUT_S)
+    # Progress bars for artifact copies are noise in a pipeline's log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
+
+
+def set_tracking_uri(uri: str) -> None:
+    mlflow.set_tracking_uri(uri)
+
+
+def is_shared_store(uri: str) -> bool:
+    """Whether other machines can reach this store (a server or a database server), as
+    opposed to a file on this machine (SQLite, a local folder)."""
+    return urlparse(uri).scheme in ("http", "https", "postgresql", "mysql", "mssql") or any(
+        uri.startswith(f"{s}+") for s in ("postgresql", "mysql", "mssql")
+    )
+
+
+def check_store(uri: str | None = None, timeout_s: float = STORE_CHECK_TIMEOUT_S) -> None:
+    """Raise StoreError with one line unless the tracking store answers within `timeout_s`."""
+    uri = uri or tracking_uri()
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        _check_server(uri, timeout_s)
+    elif scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+        _check_database(uri, timeout_s)
+
+
+def _credentials() -> tuple[tuple[str, str] | None, dict[str, str]]:
+    user, password = (os.environ.get(f"MLFLOW_TRACKING_{k}") for k in ("USERNAME", "PASSWORD"))
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return ((user, password or "") if user else None), headers
+
+
+def _check_server(uri: str, timeout_s: float) -> None:
+    import requests
+
+    auth, headers = _credentials()
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search"
+    try:
+        answer = requests.post(
+            url, json={"max_results": 1}, auth=auth, headers=headers, timeout=timeout_s
+        )
+    except requests.exceptions.RequestException as exc:
+        why = _why(exc, timeout_s)
+        raise StoreError(f"tracking server {uri} is not reachable: {why}") from None
+    if answer.status_code == 401:
+        hint = (
+            "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+            if auth or headers
+            else "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+        raise StoreError(f"tracking server {uri} rejected the credentials (HTTP 401): {hint}")
+    if answer.status_code == 403:
+        who = f"user {auth[0]!r}" if auth else "this client"
+        raise StoreError(
+            f"tracking server {uri} refused {who} (HTTP 403): ask its admin for permission"
+        )
+    if not answer.ok:
+        raise StoreError(
+            f"tracking server {uri} is not usable: it answered HTTP {answer.status_code}"
+        )
+
+
+def _why(exc: BaseException, timeout_s: float) -> str:
+    import requests
+
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text:
+        return f"no answer within {timeout_s:g} s"
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    if "No route to host" in text or "Network is unreachable" in text:
+        return "no route to host"
+    return type(exc).__name__
+
+
+def _check_database(uri: str, timeout_s: float) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(timeout_s)})
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        first = str(exc.orig if hasattr(exc, "orig") else exc).strip().splitlines()[0]
+        safe = urlparse(uri)._replace(netloc=urlparse(uri).hostname or "").geturl()
+        raise StoreError(f"tracking database {safe} is not reachable: {first}") from None
+    finally:
+        engine.dispose()
+
+
+# --- runs -----------------------------------------------------------------------------------
 
 
 @functools.cache
 def code_version() -> str:
     """Hash of the pipeline's source: runs made by different code are never mistaken as equal."""
     digest = hashlib.sha256()
-    for path in sorted(_CODE_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(_CODE_DIR.rglob("*.py")):
+        digest.update(str(path.relative_to(_CODE_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -74,28 +211,45 @@ def step_run(
     inside an active run, or given `parent_run_id`, starts a child run named after the step.
     """
     nested = mlflow.active_run() is not None
-    all_tags = {STEP_TAG: step, **environment_tags(), **(tags or {})}
+    all_tags = {STEP_TAG: step, **environment_tags(), **(tags or {}), **_beat()}
     if nested or parent_run_id:
         run = mlflow.start_run(
             run_name=run_name or step, nested=nested, parent_run_id=parent_run_id, tags=all_tags
         )
     else:
         run = mlflow.start_run(run_name=run_name)
+    run_id = run.info.run_id
+    _heartbeat.add(run_id)
     try:
         if not (nested or parent_run_id):
             # Possibly the run `mlflow run` created: resuming it ignores start_run's tags.
             mlflow.set_tags(all_tags)
         log_params(params)
         yield run
-    except KeyboardInterrupt:
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+    except KeyboardInterrupt as exc:
+        _heartbeat.discard(run_id)
+        if isinstance(exc, Interrupted):
+            _quietly(mlflow.set_tag, ERROR_TAG, exc.reason)
+        _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException as exc:
-        mlflow.set_tag(ERROR_TAG, one_line(exc))
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        _heartbeat.discard(run_id)
+        _quietly(mlflow.set_tag, ERROR_TAG, one_line(exc))
+        _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.FAILED))
         raise
     else:
+        _heartbeat.discard(run_id)
         mlflow.end_run()
+
+
+def _quietly(call, *args: Any) -> None:
+    """Closing a run that already failed: if the store is gone too, the original error is the
+    one to report (the run is reaped as stale later). `mlflow.end_run` leaves the run's
+    stack before it writes, so a failed write leaves no phantom active run behind."""
+    try:
+        call(*args)
+    except Exception:
+        pass
 
 
 def one_line(exc: BaseException) -> str:
@@ -113,25 +267,31 @@ def record_failure(step: str, params: Mapping[str, Any], message: str) -> None:
         mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
 
 
+def active_run_id() -> str:
+    return mlflow.active_run().info.run_id
+
+
+def active_experiment_id() -> str:
+    return mlflow.active_run().info.experiment_id
+
+
 def log_params(params: Mapping[str, Any]) -> None:
     """Log params not yet on the active run (`mlflow run` logs the entry point's own)."""
-    run = mlflow.active_run()
-    existing = MlflowClient().get_run(run.info.run_id).data.params
+    existing = MlflowClient().get_run(active_run_id()).data.params
     missing = {k: v for k, v in params.items() if k not in existing}
     if missing:
         mlflow.log_params(missing)
 
 
 def log_metrics(metrics: Mapping[str, float]) -> None:
-    run_id = mlflow.active_run().info.run_id
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-    MlflowClient().log_batch(run_id, metrics=batch, synchronous=True)
+    MlflowClient().log_batch(active_run_id(), metrics=batch, synchronous=True)
 
 
 def log_series(name: str, values: list[float]) -> None:
     """One metric with step = index (e.g. the loss per epoch), in batches of MLflow's maximum."""
-    run_id = mlflow.active_run().info.run_id
+    run_id = active_run_id()
     now = int(time.time() * 1000)
     points = [Metric(name, float(v), now, i) for i, v in enumerate(values)]
     for start in range(0, len(points), 1000):
@@ -144,7 +304,7 @@ class SeriesLogger:
 
     def __init__(self, name: str, every_s: float = 10.0):
         self.name, self.every_s = name, every_s
-        self.run_id = mlflow.active_run().info.run_id
+        self.run_id = active_run_id()
         self.pending: list[Metric] = []
         self.last_flush = time.monotonic()
 
@@ -163,22 +323,86 @@ def set_tags(tags: Mapping[str, Any]) -> None:
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
-@contextmanager
-def staged_artifacts() -> Iterator[Path]:
-    """Yield a scratch folder; its contents become the run's artifacts only if no error."""
-    with tempfile.TemporaryDirectory(prefix="sinelstm-") as folder:
-        yield Path(folder)
-        mlflow.log_artifacts(folder)
+def use_experiment(name: str | None = None, experiment_id: str | None = None) -> str:
+    """Make an experiment the active one (by name, created if missing, or by id)."""
+    return mlflow.set_experiment(experiment_name=name, experiment_id=experiment_id).experiment_id
 
 
-def download(artifact_uri: str) -> Path:
-    try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri))
-    except Exception as exc:  # MLflow raises several types for a missing run or path
-        raise UserError(f"cannot fetch artifacts {artifact_uri!r}: {one_line(exc)}") from None
+def experiment_ids(name: str | None) -> list[str]:
+    """The id of experiment `name`, or of every experiment when no name is given."""
+    if not name:
+        return [e.experiment_id for e in mlflow.search_experiments()]
+    found = mlflow.get_experiment_by_name(name)
+    if found is None:
+        names = ", ".join(sorted(e.name for e in mlflow.search_experiments())) or "none"
+        raise UserError(
+            f"experiment={name!r} is not allowed: no such experiment in {tracking_uri()} "
+            f"(found: {names})"
+        )
+    return [found.experiment_id]
 
 
-def get_run(run_id: str, expected_step: str, param: str):
+def _tag_query(tags: Mapping[str, str]) -> str:
+    def quoted(value: str) -> str:
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return " and ".join(f"tags.`{k}` = {quoted(v)}" for k, v in tags.items())
+
+
+def find_runs(
+    experiment_ids: Sequence[str],
+    tags: Mapping[str, str],
+    statuses: Iterable[str] | None = ("FINISHED",),
+    newest_first: bool = True,
+    max_results: int | None = None,
+) -> list[Run]:
+    """Runs carrying all `tags`, in one of `statuses` (None: any), newest first by default."""
+    if statuses is None:
+        runs = _search(experiment_ids, _tag_query(tags), newest_first, max_results)
+    else:  # MLflow's filter language compares a status with one value only
+        runs = []
+        for status in statuses:
+            query = " and ".join(
+                filter(None, (_tag_query(tags), f"attributes.status = '{status}'"))
+            )
+            runs += _search(experiment_ids, query, newest_first, max_results)
+        runs.sort(key=lambda r: r.info.start_time, reverse=newest_first)
+    return runs[:max_results] if max_results else runs
+
+
+def _search(
+    experiment_ids: Sequence[str], query: str, newest_first: bool, max_results: int | None
+) -> list[Run]:
+    order = ["attributes.start_time " + ("DESC" if newest_first else "ASC")]
+    client, runs, token = MlflowClient(), [], None
+    while True:
+        page = client.search_runs(
+            list(experiment_ids),
+            filter_string=query,
+            order_by=order,
+            max_results=min(max_results or 1000, 1000),
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token or (max_results and len(runs) >= max_results):
+            return runs
+
+
+def find_finished_run(experiment_id: str, tags: Mapping[str, str]) -> str | None:
+    """The newest FINISHED run in the experiment carrying all `tags`, if any."""
+    runs = find_runs([experiment_id], tags, max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def search_frame(experiment_ids: Sequence[str], tags: Mapping[str, str]):
+    """Every run carrying `tags` as MLflow's pandas table (params., metrics., tags. columns)."""
+    return mlflow.search_runs(
+        list(experiment_ids), filter_string=_tag_query(tags), output_format="pandas"
+    )
+
+
+def get_run(run_id: str, expected_step: str, param: str) -> Run:
     """The run `run_id`, which must be a FINISHED run of `expected_step`."""
     try:
         run = MlflowClient().get_run(run_id)
@@ -193,13 +417,170 @@ def get_run(run_id: str, expected_step: str, param: str):
     return run
 
 
-def find_finished_run(experiment_id: str, tags: Mapping[str, str]) -> str | None:
-    """The newest FINISHED run in the experiment carrying all `tags`, if any."""
-    query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
-    runs = MlflowClient().search_runs(
-        [experiment_id],
-        filter_string=f"{query} and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+def metric_history(run_id: str, key: str) -> list[tuple[int, int, float]]:
+    """(step, timestamp, value) of every logged point of metric `key`, in logging order."""
+    return [(m.step, m.timestamp, m.value) for m in MlflowClient().get_metric_history(run_id, key)]
+
+
+def artifact_uri(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.artifact_uri
+
+
+def end_run_as(run_id: str, status: str, error: str | None = None) -> None:
+    """Close a run from outside its process (e.g. one whose process died)."""
+    client = MlflowClient()
+    if error:
+        client.set_tag(run_id, ERROR_TAG, error)
+    client.set_terminated(run_id, status)
+
+
+# --- artifacts and models -------------------------------------------------------------------
+
+
+@contextmanager
+def staged_artifacts() -> Iterator[Path]:
+    """Yield a scratch folder; its contents become the run's artifacts only if no error."""
+    with tempfile.TemporaryDirectory(prefix="sinelstm-") as folder:
+        yield Path(folder)
+        mlflow.log_artifacts(folder)
+
+
+def log_files(paths: Iterable[Path]) -> None:
+    for path in paths:
+        mlflow.log_artifact(str(path))
+
+
+def download(artifact_uri: str) -> Path:
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri))
+    except Exception as exc:  # MLflow raises several types for a missing run or path
+        raise UserError(f"cannot fetch artifacts {artifact_uri!r}: {one_line(exc)}") from None
+
+
+def _keras_flavor():
+    """mlflow.keras, but making the model folder before the input example is written into it
+    (mlflow/mlflow#16183: log_model with input_example raises FileNotFoundError)."""
+
+    def save_model(path: str, validate_serving_input: bool = True, **kwargs: Any) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        mlflow.keras.save_model(path=path, **kwargs)
+
+    flavor = types.ModuleType("mlflow.keras")
+    flavor.save_model = save_model
+    return flavor
+
+
+def log_keras_model(model: Any, example: Any, prediction: Any, requirements: list[str]) -> None:
+    """The model as the run's `model`, Keras flavour, with signature and input example."""
+    from mlflow.models import Model, infer_signature
+
+    Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=_keras_flavor(),
+        model=model,
+        signature=infer_signature(example, prediction),
+        input_example=example,
+        pip_requirements=requirements,
     )
-    return runs[0].info.run_id if runs else None
+
+
+def load_keras_model(run_id: str) -> Any:
+    return mlflow.keras.load_model(f"runs:/{run_id}/model")
+
+
+# --- liveness -------------------------------------------------------------------------------
+
+
+def _beat() -> dict[str, str]:
+    return {HEARTBEAT_TAG: str(int(time.time()))}
+
+
+class _Heartbeat:
+    """One daemon thread per process refreshing the `heartbeat` tag of every open run."""
+
+    def __init__(self, every_s: float):
+        self.every_s = every_s
+        self.runs: set[str] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, run_id: str) -> None:
+        with self.lock:
+            self.runs.add(run_id)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+                self.thread.start()
+
+    def __contains__(self, run_id: str) -> bool:
+        with self.lock:
+            return run_id in self.runs
+
+    def discard(self, run_id: str) -> None:
+        with self.lock:
+            self.runs.discard(run_id)
+
+    def _loop(self) -> None:
+        client = MlflowClient()
+        while True:
+            time.sleep(self.every_s)
+            with self.lock:
+                runs = list(self.runs)
+            for run_id in runs:
+                try:
+                    client.set_tag(run_id, HEARTBEAT_TAG, _beat()[HEARTBEAT_TAG])
+                except Exception:
+                    pass  # the store may be briefly away; the next beat tries again
+
+
+_heartbeat = _Heartbeat(HEARTBEAT_EVERY_S)
+
+
+def last_sign_of_life(run: Run) -> float:
+    """Unix seconds of the run's last heartbeat (its start for runs made before heartbeats)."""
+    beat = run.data.tags.get(HEARTBEAT_TAG, "")
+    return float(beat) if beat.isdigit() else run.info.start_time / 1000
+
+
+def _end_with_children(run: Run, why: str, client: MlflowClient) -> list[str]:
+    ended = []
+    for child in client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}' "
+        "and attributes.status = 'RUNNING'",
+    ):
+        ended += _end_with_children(child, why, client)
+    end_run_as(run.info.run_id, "KILLED", why)
+    return [*ended, run.info.run_id]
+
+
+def reap_stale(
+    experiment_ids: Sequence[str], study: str, stale_after_s: float, now: float | None = None
+) -> list[Run]:
+    """Mark RUNNING `main` and `sweep` runs of `study` whose heartbeat is older than
+    `stale_after_s` as KILLED (their open child runs too); returns the reaped runs."""
+    now = time.time() if now is None else now
+    client, reaped = MlflowClient(), []
+    for run in find_runs(experiment_ids, {"study": study}, statuses=("RUNNING",)):
+        if run.data.tags.get(STEP_TAG) not in ("main", "sweep") or run.info.run_id in _heartbeat:
+            continue  # not a pipeline run, or one this very process keeps alive
+        age = now - last_sign_of_life(run)
+        if age > stale_after_s:
+            why = (
+                f"stale: no heartbeat for {age / 60:.0f} min, so its process died without "
+                "closing it (killed, out of memory, or its machine was lost)"
+            )
+            _end_with_children(run, why, client)
+            reaped.append(run)
+    return reaped
+
+
+def end_previous_attempts(experiment_id: str, parent_run_id: str, run_key: str) -> list[str]:
+    """Before a job is retried in the same sweep: close the runs its dead attempts left
+    RUNNING. Within one sweep a job runs one attempt at a time, so any such run is dead."""
+    client, ended = MlflowClient(), []
+    tags = {"mlflow.parentRunId": parent_run_id, "run_key": run_key}
+    for run in find_runs([experiment_id], tags, statuses=("RUNNING",)):
+        why = "its worker process died before the run ended; the job was run again"
+        ended += _end_with_children(run, why, client)
+    return ended

@@ -12,11 +12,9 @@ A non-finite loss stops training early; the run still finishes and evaluate call
 import re
 import sys
 import time
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,20 +83,6 @@ def resolve_data(ref: str) -> str:
     return ref
 
 
-def _keras_flavor():
-    """mlflow.keras, but making the model folder before the input example is written into it
-    (mlflow/mlflow#16183: log_model with input_example raises FileNotFoundError)."""
-    import mlflow
-
-    def save_model(path: str, validate_serving_input: bool = True, **kwargs: Any) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        mlflow.keras.save_model(path=path, **kwargs)
-
-    flavor = types.ModuleType("mlflow.keras")
-    flavor.save_model = save_model
-    return flavor
-
-
 def model_requirements(backend: str) -> list[str]:
     """Pinned, so MLflow skips its slow requirement inference (≈10 s → ≈1 s)."""
     return [f"{p}=={metadata.version(p)}" for p in ("keras", backend, "numpy")]
@@ -106,20 +90,12 @@ def model_requirements(backend: str) -> list[str]:
 
 def log_model(model: Any, example: np.ndarray, backend: str) -> None:
     import keras
-    from mlflow.models import Model, infer_signature
+
+    from pipeline import tracking
 
     keras.config.disable_interactive_logging()  # MLflow's example check calls predict()
-
     prediction = np.asarray(model.predict(example, verbose=0))
-    Model.log(
-        artifact_path=None,
-        name="model",
-        flavor=_keras_flavor(),
-        model=model,
-        signature=infer_signature(example, prediction),
-        input_example=example,
-        pip_requirements=model_requirements(backend),
-    )
+    tracking.log_keras_model(model, example, prediction, model_requirements(backend))
 
 
 def run_step(

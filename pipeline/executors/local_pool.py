@@ -1,0 +1,149 @@
+"""Executor: worker processes on this machine.
+
+Each worker is a spawned process (its own TensorFlow or JAX, imported once) that runs jobs one
+after another. The parent knows which job each worker holds, so a worker that dies mid-job
+(SIGKILL, the OOM killer) costs only that job: the worker is replaced and the job run again,
+up to MAX_ATTEMPTS. A worker never outlives the sweep: when the sweep's process dies, even by
+SIGKILL, the kernel (Linux) or a watcher thread sends the worker SIGTERM, its run ends KILLED
+with an `error` tag saying why, and the worker exits.
+"""
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+
+from pipeline import jobs as jobs_module
+from pipeline import tracking
+from pipeline.executors import MAX_ATTEMPTS, Executor
+from pipeline.jobs import Context, Job, Result
+
+STOP_GRACE_S = 60  # how long stopped workers get to close their runs before SIGKILL
+SWEEP_DIED = "the sweep process that started this worker died; run it again to resume"
+
+
+def _follow_parent(parent_pid: int) -> None:
+    """End this worker (as SIGTERM would) as soon as `parent_pid` is gone."""
+
+    def on_term(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one would cut the close
+        if os.getppid() != parent_pid:
+            raise tracking.Interrupted(SWEEP_DIED)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    def watch() -> None:  # elsewhere, or had the parent gone before prctl: poll
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_main(conn: Connection, ctx: Context, parent_pid: int) -> None:
+    jobs_module.prepare_worker(ctx)
+    _follow_parent(parent_pid)
+    try:
+        while True:
+            try:
+                job = conn.recv()
+            except EOFError:
+                return  # the parent is gone
+            if job is None:
+                return
+            conn.send(jobs_module.run_job(ctx, job))
+    except KeyboardInterrupt:
+        os._exit(130)  # the run is closed; don't wait on backend threads
+
+
+class _Worker:
+    def __init__(self, mp: multiprocessing.context.BaseContext, ctx: Context):
+        self.conn, child = mp.Pipe()
+        self.process = mp.Process(
+            target=_worker_main, args=(child, ctx, os.getpid()), name="sweep-worker"
+        )
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+        self.attempt = 0
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exited with code {exitcode}"
+
+
+class LocalExecutor(Executor):
+    def __init__(self, ctx: Context, workers: int, address: str = ""):
+        super().__init__(ctx, workers, address)
+        self.mp = multiprocessing.get_context("spawn")
+        self.pool: list[_Worker] = []
+
+    def describe(self) -> str:
+        return f"{self.workers} local worker processes"
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Result]]:
+        queue = deque((job, 1) for job in jobs)
+        self.pool = [_Worker(self.mp, self.ctx) for _ in range(min(self.workers, len(jobs)))]
+        while queue or any(w.job for w in self.pool):
+            for worker in self.pool:
+                if worker.job is None and queue:
+                    worker.job, worker.attempt = queue.popleft()
+                    worker.conn.send(worker.job)
+            busy = [w for w in self.pool if w.job]
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    yield from self._collect(worker, queue)
+        self._stop(graceful=True)
+
+    def _collect(self, worker: _Worker, queue: deque) -> Iterator[tuple[Job, Result]]:
+        job, attempt = worker.job, worker.attempt
+        try:
+            result = worker.conn.recv()
+        except (EOFError, OSError):
+            result = None  # died before it could answer
+        if result is not None:
+            worker.job = None
+            yield job, result
+            return
+        worker.process.join(5)
+        why = f"its worker process {_death(worker.process.exitcode)}"
+        self.pool[self.pool.index(worker)] = _Worker(self.mp, self.ctx)
+        if attempt < MAX_ATTEMPTS:
+            print(f"{job.name}: {why}; running it again", file=sys.stderr, flush=True)
+            queue.appendleft((job, attempt + 1))
+        else:
+            yield job, Result(jobs_module.FAILED, 0.0, error=f"{why}, {attempt} times")
+
+    def _stop(self, graceful: bool) -> None:
+        for worker in self.pool:
+            if worker.process.is_alive():
+                if graceful and worker.job is None:
+                    try:
+                        worker.conn.send(None)
+                    except OSError:
+                        pass
+                else:
+                    worker.process.terminate()  # SIGTERM: its run ends KILLED
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in self.pool:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(5)
+        self.pool = []
+
+    def shutdown(self) -> None:
+        self._stop(graceful=False)

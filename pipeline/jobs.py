@@ -1,0 +1,86 @@
+"""One sweep job and how a worker runs it, whichever engine started the worker.
+
+A `Job` is one full pipeline run (its validated parameters and `run_key`); a `Context` is what
+every job of a sweep shares (store, experiment, sweep run, study, backend); `run_job` runs one
+job in the worker's process and returns a `Result`, never raising for a failed run (that run
+is already marked FAILED with its reason). Executors (pipeline/executors/) only move jobs and
+results between processes or machines.
+"""
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline import tracking
+from pipeline.config import PipelineConfig
+
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+
+
+@dataclass(frozen=True)
+class Job:
+    params: dict[str, Any]  # every pipeline parameter, validated
+    run_key: str  # hash of the parameters and the code: what resume matches on
+
+    @property
+    def name(self) -> str:
+        return f"max_freq={self.params['max_freq']} seed={self.params['seed']}"
+
+
+@dataclass(frozen=True)
+class Context:
+    tracking_uri: str
+    experiment_id: str
+    sweep_run_id: str
+    study: str
+    backend: str
+
+
+@dataclass
+class Result:
+    status: str  # FINISHED, FAILED or KILLED
+    seconds: float
+    run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+_prepared: Context | None = None
+
+
+def prepare_worker(ctx: Context) -> None:
+    """Once per worker process: the store, the experiment, signals, the Keras backend."""
+    global _prepared
+    if _prepared == ctx:
+        return
+    from pipeline import cli
+
+    os.environ.pop("MLFLOW_RUN_ID", None)  # that is the sweep run: never resume it here
+    tracking.configure_client()
+    tracking.install_signal_handlers()
+    tracking.set_tracking_uri(ctx.tracking_uri)
+    tracking.use_experiment(experiment_id=ctx.experiment_id)
+    cli.activate_backend(ctx.backend)
+    _prepared = ctx
+
+
+def run_job(ctx: Context, job: Job) -> Result:
+    """In a worker: one full pipeline run under the sweep run. Runs that an earlier attempt of
+    this job left RUNNING (its worker died) are closed as KILLED first."""
+    from pipeline.main import run_pipeline
+
+    prepare_worker(ctx)
+    start = time.perf_counter()
+    tracking.end_previous_attempts(ctx.experiment_id, ctx.sweep_run_id, job.run_key)
+    cfg = PipelineConfig.from_strings(job.params)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # aliasing is tagged on the run; keep the log clean
+            run_id, metrics = run_pipeline(
+                cfg, ctx.sweep_run_id, {"study": ctx.study, "run_key": job.run_key}, job.name
+            )
+    except Exception as exc:
+        return Result(FAILED, time.perf_counter() - start, error=tracking.one_line(exc))
+    return Result(FINISHED, time.perf_counter() - start, run_id, metrics)

@@ -1,0 +1,106 @@
+"""The local executor under faults, for real: a worker killed with SIGKILL mid-run, and the
+sweep's own process killed with SIGKILL while its workers train."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import ROOT
+from procs import alive, spawned_workers, wait_until
+
+from pipeline.executors.local_pool import SWEEP_DIED
+from pipeline.tracking import HEARTBEAT_TAG
+
+# Long enough (tens of seconds) to be killed mid-training, short enough to finish after.
+SWEEP = [
+    "--max_freqs", "3", "--seeds", "2", "--epochs", "300", "--workers", "2",
+    "--samples_per_freq", "2", "--test_samples_per_freq", "2",
+]  # fmt: skip
+RETRIED = "its worker process died before the run ended; the job was run again"
+
+
+def _finish(proc: subprocess.Popen, timeout_s: float) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
+def _training_workers(store, proc, study: str) -> list[int]:
+    def ready():
+        training = [r for r in store.runs(step="train") if r.info.status == "RUNNING"]
+        workers = spawned_workers(proc.pid)
+        return workers if len(training) == 2 and len(workers) == 2 else None
+
+    try:
+        return wait_until(ready, 240, f"both workers of study {study!r} training")
+    except AssertionError:
+        proc.kill()
+        print(_finish(proc, 30)[1][-3000:], file=sys.stderr)
+        raise
+
+
+def _mains(store, study: str) -> dict[str, list]:
+    by_status: dict[str, list] = {}
+    for run in store.runs(step="main", study=study):
+        by_status.setdefault(run.info.status, []).append(run)
+    return by_status
+
+
+def test_a_killed_worker_is_replaced_and_its_job_run_again(store):
+    proc = store.start("pipeline.sweep", *SWEEP, "--study", "w9")
+    victim = _training_workers(store, proc, "w9")[0]
+    os.kill(victim, signal.SIGKILL)
+    out, err = _finish(proc, 300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "killed by SIGKILL; running it again" in err
+    mains = _mains(store, "w9")
+    assert set(mains) == {"FINISHED", "KILLED"}
+    assert sorted(r.info.run_name for r in mains["FINISHED"]) == [
+        "max_freq=3 seed=0",
+        "max_freq=3 seed=1",
+    ]
+    (dead,) = mains["KILLED"]
+    assert dead.data.tags["error"] == RETRIED
+    assert not [r for r in store.runs() if r.info.status == "RUNNING"]
+    (sweep,) = store.runs(step="sweep")
+    assert sweep.info.status == "FINISHED"
+    assert sweep.data.metrics["runs_finished"] == 2 and sweep.data.metrics["runs_failed"] == 0
+    assert sum(line.startswith("max_freq=") for line in out.splitlines()) == 2
+
+
+def test_a_killed_sweep_takes_its_workers_along_and_resumes_cleanly(store):
+    proc = store.start("pipeline.sweep", *SWEEP, "--study", "k9")
+    workers = _training_workers(store, proc, "k9")
+    os.kill(proc.pid, signal.SIGKILL)
+    _finish(proc, 30)
+    wait_until(lambda: not any(alive(p) for p in workers), 60, "the orphaned workers to exit")
+
+    mains = _mains(store, "k9")
+    assert set(mains) == {"KILLED"} and len(mains["KILLED"]) == 2
+    assert {r.data.tags["error"] for r in mains["KILLED"]} == {SWEEP_DIED}
+    (orphan,) = store.runs(step="sweep")
+    assert orphan.info.status == "RUNNING"  # nobody left to close it: the stale-run rule will
+    assert orphan.data.tags[HEARTBEAT_TAG].isdigit()
+
+    # Resume: the sweep run's heartbeat stopped, so it is reaped; every pair runs once more.
+    time.sleep(1)  # older than --stale_after_min 0.01 (0.6 s)
+    again = subprocess.run(
+        [sys.executable, "-m", "pipeline.sweep", *SWEEP, "--study", "k9",
+         "--stale_after_min", "0.01"],
+        cwd=ROOT, env=store.env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 to run" in again.stdout and "1 stale RUNNING runs marked KILLED" in again.stdout
+    mains = _mains(store, "k9")
+    assert sorted(r.info.run_name for r in mains["FINISHED"]) == [
+        "max_freq=3 seed=0",
+        "max_freq=3 seed=1",
+    ]
+    reaped = next(r for r in store.runs(step="sweep") if r.info.run_id == orphan.info.run_id)
+    assert reaped.info.status == "KILLED" and reaped.data.tags["error"].startswith("stale:")
+    assert not [r for r in store.runs() if r.info.status == "RUNNING"]

@@ -1,0 +1,172 @@
+"""The MLflow edge: fail fast on an unusable store, heartbeats, and closing stale runs."""
+
+import http.server
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import mlflow
+import pytest
+from conftest import ROOT
+from mlflow.tracking import MlflowClient
+
+from pipeline import reap, tracking
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_server_ends_every_entry_point_in_seconds(store, capsys, monkeypatch):
+    uri = f"http://127.0.0.1:{_free_port()}"
+    expected = f"error: tracking server {uri} is not reachable: connection refused"
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.main", "--epochs", "1"],
+        cwd=ROOT,
+        env={**store.env(), "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert time.monotonic() - start < 60  # was 256 s of retries and a traceback
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == expected
+    assert "Traceback" not in done.stderr
+
+    # The other entry points, in process: the same line, exit 2.
+    from analysis.__main__ import main as analysis_main
+    from pipeline import evaluate, generate_data, sweep, train
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        for main, argv in (
+            (generate_data.main, []),
+            (train.main, ["--data", "x"]),
+            (evaluate.main, ["--train_run_id", "x"]),
+            (sweep.main, ["--max_freqs", "3"]),
+            (analysis_main, ["--study", "x"]),
+            (reap.main, ["--study", "x"]),
+        ):
+            with pytest.raises(SystemExit) as stop:
+                main(argv)
+            assert stop.value.code == 2, main
+            assert capsys.readouterr().err.strip() == expected, main
+    finally:
+        mlflow.set_tracking_uri(store.uri)
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    status = 401
+
+    def do_POST(self):
+        self.send_response(self.status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "user", "message"),
+    [
+        (401, None, "rejected the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME and "),
+        (401, "ann", "rejected the credentials (HTTP 401): check MLFLOW_TRACKING_USERNAME and"),
+        (403, "ann", "refused user 'ann' (HTTP 403): ask its admin for permission"),
+        (500, None, "is not usable: it answered HTTP 500"),
+    ],
+)
+def test_credentials_and_server_errors_are_one_line(monkeypatch, status, user, message):
+    handler = type("Handler", (_Answer,), {"status": status})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+        if user:
+            monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+            monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+        else:
+            monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+        uri = f"http://127.0.0.1:{server.server_port}"
+        with pytest.raises(tracking.StoreError) as err:
+            tracking.check_store(uri)
+        assert str(err.value).startswith(f"tracking server {uri} {message}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_local_stores_need_no_check_and_are_not_shared(store):
+    tracking.check_store(store.uri)  # returns at once
+    assert not tracking.is_shared_store(store.uri)
+    assert not tracking.is_shared_store("/some/folder")
+    assert tracking.is_shared_store("http://host:5000")
+    assert tracking.is_shared_store("postgresql+psycopg2://u@host/db")
+
+
+def test_an_open_run_beats_and_a_closed_one_stops(store, monkeypatch):
+    monkeypatch.setattr(tracking, "_heartbeat", tracking._Heartbeat(every_s=0.3))
+    with tracking.step_run("main", {}) as run:
+        first = int(MlflowClient().get_run(run.info.run_id).data.tags[tracking.HEARTBEAT_TAG])
+        time.sleep(1.6)
+        later = int(MlflowClient().get_run(run.info.run_id).data.tags[tracking.HEARTBEAT_TAG])
+        assert later > first
+        assert run.info.run_id in tracking._heartbeat
+    assert run.info.run_id not in tracking._heartbeat
+
+
+def _running(name: str, tags: dict[str, str], beat_age_s: float | None, parent=None) -> str:
+    client = MlflowClient()
+    if beat_age_s is not None:
+        tags = {**tags, tracking.HEARTBEAT_TAG: str(int(time.time() - beat_age_s))}
+    if parent:
+        tags = {**tags, "mlflow.parentRunId": parent}
+    run = client.create_run(mlflow.get_experiment_by_name("tests").experiment_id, tags=tags)
+    client.set_tag(run.info.run_id, "mlflow.runName", name)
+    return run.info.run_id
+
+
+def test_reap_closes_only_stale_runs_of_the_study(store, capsys):
+    study = {"study": "s"}
+    dead = _running("dead", {"step": "main", **study}, beat_age_s=3600)
+    dead_child = _running("train", {"step": "train"}, None, parent=dead)
+    dead_sweep = _running("sweep", {"step": "sweep", **study}, beat_age_s=700)
+    live = _running("live", {"step": "main", **study}, beat_age_s=5)
+    other = _running("other", {"step": "main", "study": "t"}, beat_age_s=3600)
+    finished = _running("done", {"step": "main", **study}, beat_age_s=3600)
+    MlflowClient().set_terminated(finished, "FINISHED")
+
+    reap.main(["--study", "s", "--stale_after_min", "10"])
+    assert "study 's': 2 stale RUNNING runs marked KILLED" in capsys.readouterr().out
+    status = {r: MlflowClient().get_run(r) for r in (dead, dead_child, dead_sweep, live, other)}
+    for run_id in (dead, dead_child, dead_sweep):
+        assert status[run_id].info.status == "KILLED"
+        assert status[run_id].data.tags["error"].startswith("stale: no heartbeat for")
+    assert "60 min" in status[dead].data.tags["error"]
+    assert status[live].info.status == status[other].info.status == "RUNNING"
+    assert MlflowClient().get_run(finished).info.status == "FINISHED"
+
+    with pytest.raises(SystemExit) as stop:
+        reap.main(["--study", "s", "--stale_after_min", "-1"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: stale_after_min=-1.0 is not allowed: expected a number of minutes > 0"
+    )
+
+
+def test_a_retried_job_closes_what_its_dead_attempt_left_open(store):
+    sweep = _running("sweep", {"step": "sweep"}, beat_age_s=1)
+    attempt = _running("a", {"step": "main", "run_key": "k1"}, 1, parent=sweep)
+    child = _running("train", {"step": "train"}, 1, parent=attempt)
+    other_key = _running("b", {"step": "main", "run_key": "k2"}, 1, parent=sweep)
+    experiment_id = mlflow.get_experiment_by_name("tests").experiment_id
+    ended = tracking.end_previous_attempts(experiment_id, sweep, "k1")
+    assert sorted(ended) == sorted([attempt, child])
+    assert MlflowClient().get_run(attempt).info.status == "KILLED"
+    assert MlflowClient().get_run(other_key).info.status == "RUNNING"
