@@ -8,14 +8,20 @@ MAX_FREQ ?= 20
 STUDY ?= default
 MAX_FREQS ?= 5,10,20,30,40
 SEEDS ?= 5
+# The team tracking server (services/server.py): state in .server/, PostgreSQL on 127.0.0.1 only.
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 5000
+SERVER_PG_PORT ?= 5433
+SERVER_ARGS = --root .server --host $(SERVER_HOST) --port $(SERVER_PORT) --pg-port $(SERVER_PG_PORT)
 # `mlflow run --env-manager local` runs `python …` from PATH: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run study report test test-all lint format bench ui clean
+.PHONY: help venv run study report reap test test-all lint format bench ui clean
+.PHONY: server server-stop server-status postgres
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,22 +32,27 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 venv: $(BIN)/.installed ## create .venv and install the pinned requirements
 
 run: venv ## one experiment, mlflow run . -P max_freq=20 (MAX_FREQ=… to change), store mlflow.db
+	@$(BIN)/python -m pipeline.tracking  # fail in seconds if the tracking server is away
 	$(BIN)/mlflow run . -P max_freq=$(MAX_FREQ) --env-manager local
 	@echo
 	@echo "Results: tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}, artifacts under ./mlruns"
 	@echo "Browse and compare runs: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}  (then open http://127.0.0.1:5000)"
 
 study: venv ## the default study (5 max_freqs × 5 seeds, ~13 min), then its report
+	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P study=$(STUDY) --env-manager local
 	$(BIN)/python -m analysis --study $(STUDY)
 
 report: venv ## the report of study STUDY (default: default) in reports/STUDY/
 	$(BIN)/python -m analysis --study $(STUDY)
 
-test: venv ## the test suite (slow tests excluded; see test-all)
+reap: venv ## mark RUNNING runs of study STUDY whose process died (no heartbeat 10 min) KILLED
+	$(BIN)/python -m pipeline.reap --study $(STUDY)
+
+test: venv postgres ## the test suite (slow tests excluded; see test-all)
 	$(BIN)/python -m pytest
 
-test-all: venv ## the test suite including tests marked slow
+test-all: venv postgres ## the test suite including tests marked slow
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 lint: venv ## ruff check and format check
@@ -50,13 +61,31 @@ lint: venv ## ruff check and format check
 format: venv ## ruff format and autofix
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: venv ## the benchmarks (about 15 minutes): main vs bare Keras, sweep workers, analysis
+bench: venv ## the benchmarks (about 35 minutes): main vs bare Keras, sweeps, analysis, server
 	$(BIN)/python benchmarks/bench_main.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_analysis.py
+	$(BIN)/python benchmarks/bench_executors.py
+	$(BIN)/python benchmarks/bench_server.py
 
 ui: venv ## the MLflow UI on the default store
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
 
 clean: ## remove the local tracking store and caches (keeps .venv)
 	rm -rf mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache
+
+server: venv postgres ## the team tracking server (SERVER_HOST=0.0.0.0 to share it), state in .server/
+	$(BIN)/python -m services.server start $(SERVER_ARGS)
+
+server-stop: ## stop the team tracking server and its PostgreSQL
+	$(BIN)/python -m services.server stop $(SERVER_ARGS)
+
+server-status: ## what of the team tracking server runs (exit status 3: stopped)
+	$(BIN)/python -m services.server status $(SERVER_ARGS)
+
+postgres: ## install Debian's postgresql package (apt-get), unless PostgreSQL is there already
+	@if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+		sudo=; if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then sudo=sudo; fi; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	fi

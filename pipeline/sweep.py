@@ -121,25 +121,32 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
             study,
             base.train.backend,
         )
-        with open_executor(sweep.executor, ctx, workers, sweep.ray_address) as engine:
-            reaped = tracking.reap_stale([ctx.experiment_id], study, sweep.stale_after_min * 60)
-            done = {
-                r.data.tags.get("run_key")
-                for r in tracking.find_runs([ctx.experiment_id], {"study": study, "step": "main"})
-            }
-            todo = [j for j in jobs if j.run_key not in done]
+        reaped = tracking.reap_stale([ctx.experiment_id], study, sweep.stale_after_min * 60)
+        done = {
+            r.data.tags.get("run_key")
+            for r in tracking.find_runs([ctx.experiment_id], {"study": study, "step": "main"})
+        }
+        todo = [j for j in jobs if j.run_key not in done]
+        books = Bookkeeper(len(jobs), len(jobs) - len(todo))
+
+        def announce(where: str) -> None:
             print(
                 f"study {study!r}: {len(jobs)} runs, {len(jobs) - len(todo)} already finished, "
-                f"{len(todo)} to run on {engine.describe()}"
+                f"{len(todo)} to run{where}"
                 + (f"; {len(reaped)} stale RUNNING runs marked KILLED" if reaped else ""),
                 flush=True,
             )
-            books = Bookkeeper(len(jobs), len(jobs) - len(todo))
-            try:
-                for job, result in engine.run(todo):
-                    books.book(job, result)
-            finally:
-                books.close()
+
+        try:
+            if not todo:  # a finished study starts no workers (nor a Ray instance)
+                announce("")
+            else:
+                with open_executor(sweep.executor, ctx, workers, sweep.ray_address) as engine:
+                    announce(f" on {engine.describe()}")
+                    for job, result in engine.run(todo):
+                        books.book(job, result)
+        finally:
+            books.close()
         tracking.log_metrics(books.counts)
         c = books.counts
         print(

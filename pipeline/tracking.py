@@ -426,6 +426,10 @@ def artifact_uri(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.artifact_uri
 
 
+def artifact_location(experiment_id: str) -> str:
+    return MlflowClient().get_experiment(experiment_id).artifact_location
+
+
 def end_run_as(run_id: str, status: str, error: str | None = None) -> None:
     """Close a run from outside its process (e.g. one whose process died)."""
     client = MlflowClient()
@@ -584,3 +588,21 @@ def end_previous_attempts(experiment_id: str, parent_run_id: str, run_key: str) 
         why = "its worker process died before the run ended; the job was run again"
         ended += _end_with_children(run, why, client)
     return ended
+
+
+def main() -> None:
+    """`python -m pipeline.tracking`: say whether the configured tracking store answers."""
+    import sys
+
+    configure_client()
+    try:
+        check_store()
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    uri = tracking_uri()
+    print(f"tracking store {uri}: " + ("answers" if is_shared_store(uri) else "local"))
+
+
+if __name__ == "__main__":
+    main()
