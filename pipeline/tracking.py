@@ -52,11 +52,17 @@ class StoreError(UserError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """An interrupt with a reason worth recording on the run (e.g. its sweep died)."""
+    """An interrupt with a reason worth recording on the run (e.g. its sweep died). The reason
+    is also kept process-wide: a library between the signal and `step_run` may re-raise the
+    interrupt as a plain KeyboardInterrupt."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+        _interrupt_reason.append(reason)
+
+
+_interrupt_reason: list[str] = []
 
 
 def install_signal_handlers() -> None:
@@ -228,8 +234,9 @@ def step_run(
         yield run
     except KeyboardInterrupt as exc:
         _heartbeat.discard(run_id)
-        if isinstance(exc, Interrupted):
-            _quietly(mlflow.set_tag, ERROR_TAG, exc.reason)
+        reason = getattr(exc, "reason", None) or next(iter(_interrupt_reason), None)
+        if reason:
+            _quietly(mlflow.set_tag, ERROR_TAG, reason)
         _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException as exc:

@@ -15,7 +15,7 @@ from pipeline.tracking import HEARTBEAT_TAG
 
 # Long enough (tens of seconds) to be killed mid-training, short enough to finish after.
 SWEEP = [
-    "--max_freqs", "3", "--seeds", "2", "--epochs", "300", "--workers", "2",
+    "--max_freqs", "3", "--seeds", "2", "--epochs", "600", "--workers", "2",
     "--samples_per_freq", "2", "--test_samples_per_freq", "2",
 ]  # fmt: skip
 RETRIED = "its worker process died before the run ended; the job was run again"

@@ -33,8 +33,10 @@ def _follow_parent(parent_pid: int) -> None:
 
     def on_term(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one would cut the close
-        if os.getppid() != parent_pid:
-            raise tracking.Interrupted(SWEEP_DIED)
+        for _ in range(20):  # the dying parent can still look alive for a moment
+            if _gone(parent_pid):
+                raise tracking.Interrupted(SWEEP_DIED)
+            time.sleep(0.05)
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
@@ -48,6 +50,17 @@ def _follow_parent(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _gone(parent_pid: int) -> bool:
+    """Whether the sweep process is dead (a zombie counts) or no longer our parent."""
+    if os.getppid() != parent_pid:
+        return True
+    try:
+        with open(f"/proc/{parent_pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return sys.platform.startswith("linux")  # no such process (where /proc exists)
 
 
 def _worker_main(conn: Connection, ctx: Context, parent_pid: int) -> None:
