@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def one_sweep(executor: str, args: argparse.Namespace) -> float:
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{executor}-"))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("MLFLOW_RUN_ID", None)
     cmd = [
         sys.executable, "-m", "pipeline.sweep", "--executor", executor,
