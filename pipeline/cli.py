@@ -83,6 +83,7 @@ def run(
     except UserError as exc:
         fail(exc)
     except KeyboardInterrupt:
+        tracking.stopping()
         print(f"{step}: interrupted; the run was marked KILLED", file=sys.stderr, flush=True)
         sys.stdout.flush()
         # The runs are closed; don't wait on backend worker threads that may never finish.

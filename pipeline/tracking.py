@@ -18,11 +18,12 @@ import hashlib
 import os
 import platform
 import signal
+import sys
 import tempfile
 import threading
 import time
 import types
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -65,14 +66,51 @@ class Interrupted(KeyboardInterrupt):
 _interrupt_reason: list[str] = []
 
 
-def install_signal_handlers() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so that open runs end KILLED, not RUNNING."""
+_stopping = threading.Event()  # an interrupt reached code that is now closing down
+RESEND_LIMIT = 20
+
+
+def stopping() -> None:
+    """Say that an interrupt has been caught and runs are being closed: from now on SIGTERM is
+    ignored, so that a second one cannot cut the close short."""
+    _stopping.set()
+
+
+def install_signal_handlers(reason: Callable[[], str | None] = lambda: None) -> None:
+    """Turn SIGTERM into KeyboardInterrupt (`Interrupted` when `reason()` gives one) so that
+    open runs end KILLED, not RUNNING.
+
+    A signal handler's exception is lost when Python happens to be running a finaliser (a
+    `__del__`, a weakref callback; TensorFlow has many): it prints "Exception ignored" and
+    carries on. Such a lost interrupt is sent again, until some code says it is `stopping()`.
+    """
 
     def _terminate(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one would cut the close
-        raise KeyboardInterrupt(f"signal {signum}")
+        if _stopping.is_set():
+            return
+        why = reason()
+        raise Interrupted(why) if why else KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _terminate)
+    if not isinstance(sys.unraisablehook, _ResendLost):
+        sys.unraisablehook = _ResendLost(sys.unraisablehook)
+
+
+class _ResendLost:
+    """sys.unraisablehook: an interrupt swallowed by a finaliser is signalled again."""
+
+    def __init__(self, previous: Callable[[Any], object]):
+        self.previous, self.resent = previous, 0
+
+    def __call__(self, info: Any) -> None:
+        self.previous(info)
+        lost = isinstance(info.exc_value, KeyboardInterrupt) and not _stopping.is_set()
+        if lost and self.resent < RESEND_LIMIT:
+            self.resent += 1
+            # From a timer: the finaliser we are in would swallow it again.
+            timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
+            timer.daemon = True
+            timer.start()
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -233,6 +271,7 @@ def step_run(
         log_params(params)
         yield run
     except KeyboardInterrupt as exc:
+        stopping()
         _heartbeat.discard(run_id)
         reason = getattr(exc, "reason", None) or next(iter(_interrupt_reason), None)
         if reason:

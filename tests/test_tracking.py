@@ -170,3 +170,34 @@ def test_a_retried_job_closes_what_its_dead_attempt_left_open(store):
     assert sorted(ended) == sorted([attempt, child])
     assert MlflowClient().get_run(attempt).info.status == "KILLED"
     assert MlflowClient().get_run(other_key).info.status == "RUNNING"
+
+
+LOST_INTERRUPT = """
+import os, signal, sys, time
+from pipeline import tracking
+
+tracking.install_signal_handlers()
+
+class Finaliser:
+    def __del__(self):  # SIGTERM lands here: its KeyboardInterrupt is swallowed
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+
+start = time.monotonic()
+try:
+    Finaliser()
+    time.sleep(10)
+except KeyboardInterrupt:
+    print(f"interrupted after {time.monotonic() - start:.2f} s")
+    sys.exit(130)
+"""
+
+
+def test_an_interrupt_lost_in_a_finaliser_is_sent_again():
+    proc = subprocess.run(
+        [sys.executable, "-c", LOST_INTERRUPT],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Exception ignored" in proc.stderr  # the first one really was lost
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert float(proc.stdout.split()[2]) < 2.0

@@ -19,6 +19,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
+from pipeline import tracking
 from pipeline.jobs import Context, Job, Result
 
 ENGINES = {
@@ -47,7 +48,9 @@ class Executor(ABC):
     def __enter__(self) -> "Executor":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            tracking.stopping()  # no second SIGTERM may cut the workers' shutdown short
         self.shutdown()
 
 
