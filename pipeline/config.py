@@ -155,6 +155,26 @@ class PipelineConfig:
     def as_params(self) -> dict[str, Any]:
         return {**self.data.as_params(), **self.train.as_params(), **self.eval.as_params()}
 
+    @staticmethod
+    def parse(name: str, text: str) -> Any:
+        """One parameter from its string, typed (not yet range-checked)."""
+        for config in (DataConfig, TrainConfig, EvalConfig):
+            for f in dataclasses.fields(config):
+                if f.name == name:
+                    return _parse(f, text)
+        raise KeyError(name)
+
+
+# What a sweep passes to every run unchanged, or varies as a grid axis (all but max_freq, seed).
+PASSED_THROUGH = tuple(
+    dict.fromkeys(
+        f.name
+        for config in (DataConfig, TrainConfig, EvalConfig)
+        for f in dataclasses.fields(config)
+        if f.name not in ("max_freq", "seed")
+    )
+)
+
 
 def _host_port(text: str) -> bool:
     host, _, port = text.removeprefix("ray://").rpartition(":")

@@ -7,6 +7,7 @@ is already marked FAILED with its reason). Executors (pipeline/executors/) only 
 results between processes or machines.
 """
 
+import dataclasses
 import os
 import time
 import warnings
@@ -17,16 +18,19 @@ from pipeline import tracking
 from pipeline.config import PipelineConfig
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+GRID_AXES_TAG = "grid_axes"  # on each main run of a grid: the parameters the sweep varied
 
 
 @dataclass(frozen=True)
 class Job:
     params: dict[str, Any]  # every pipeline parameter, validated
     run_key: str  # hash of the parameters and the code: what resume matches on
+    axes: tuple[str, ...] = ()  # the grid's axes besides max_freq and seed
 
     @property
     def name(self) -> str:
-        return f"max_freq={self.params['max_freq']} seed={self.params['seed']}"
+        varied = "".join(f" {axis}={self.params[axis]}" for axis in self.axes)
+        return f"max_freq={self.params['max_freq']} seed={self.params['seed']}{varied}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class Context:
     sweep_run_id: str
     study: str
     backend: str
+
+    def for_job(self, job: Job) -> "Context":
+        """The context of a worker that can run `job`: one Keras backend per process."""
+        return dataclasses.replace(self, backend=job.params.get("backend", self.backend))
 
 
 @dataclass
@@ -78,9 +86,10 @@ def run_job(ctx: Context, job: Job) -> Result:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # aliasing is tagged on the run; keep the log clean
-            run_id, metrics = run_pipeline(
-                cfg, ctx.sweep_run_id, {"study": ctx.study, "run_key": job.run_key}, job.name
-            )
+            tags = {"study": ctx.study, "run_key": job.run_key}
+            if job.axes:
+                tags[GRID_AXES_TAG] = ",".join(job.axes)
+            run_id, metrics = run_pipeline(cfg, ctx.sweep_run_id, tags, job.name)
     except Exception as exc:
         return Result(FAILED, time.perf_counter() - start, error=tracking.one_line(exc))
     return Result(FINISHED, time.perf_counter() - start, run_id, metrics)

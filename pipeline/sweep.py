@@ -16,6 +16,7 @@ every open run as KILLED.
 """
 
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -25,7 +26,15 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline import tracking
-from pipeline.config import DataConfig, EvalConfig, PipelineConfig, SweepConfig, TrainConfig
+from pipeline.config import (
+    PASSED_THROUGH,
+    ConfigError,
+    DataConfig,
+    EvalConfig,
+    PipelineConfig,
+    SweepConfig,
+    TrainConfig,
+)
 from pipeline.executors import open_executor
 from pipeline.jobs import FINISHED, Context, Job, Result
 
@@ -37,24 +46,58 @@ def run_key(params: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def study_name(sweep: SweepConfig, base: PipelineConfig) -> str:
+def grid_axes(raw: dict[str, Any]) -> dict[str, list[str]]:
+    """The experiment parameters given as comma-separated lists (`-P samples_per_freq=1,10`):
+    each is an axis of the grid, crossed with max_freqs and seeds."""
+    axes = {}
+    for name in PASSED_THROUGH:
+        text = raw.get(name)
+        if not isinstance(text, str) or "," not in text:
+            continue
+        values = [v.strip() for v in text.split(",")]
+        typed = [PipelineConfig.parse(name, v) for v in values if v]
+        if len(typed) != len(values) or len(set(typed)) != len(typed):
+            raise ConfigError(name, text, "one value, or distinct values separated by commas")
+        axes[name] = values
+    return axes
+
+
+def first_setting(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with every grid axis at its first value: the sweep's shared parameters."""
+    return {**raw, **{name: values[0] for name, values in grid_axes(raw).items()}}
+
+
+def study_name(sweep: SweepConfig, raw: dict[str, Any]) -> str:
+    """The given study name, or one that says the grid: max_freqs, seeds, epochs, every other
+    axis with its values, and a digest of the remaining parameters."""
     if sweep.study:
         return sweep.study
+    axes = grid_axes(raw)
+    base = PipelineConfig.from_strings(first_setting(raw))
     shared = {k: v for k, v in base.as_params().items() if k not in ("max_freq", "seed")}
+    shared.update(axes)
     digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:6]
-    return f"mf{sweep.max_freqs.replace(',', '-')}_s{sweep.seeds}_e{base.train.epochs}_{digest}"
+    varied = "".join(f"_{name}{'-'.join(values)}" for name, values in axes.items())
+    name = f"mf{sweep.max_freqs.replace(',', '-')}_s{sweep.seeds}_e{base.train.epochs}{varied}"
+    return f"{name}_{digest}".replace(".", "p")
 
 
 def plan(sweep: SweepConfig, raw: dict[str, Any]) -> list[Job]:
-    """Every job of the sweep, validated before anything runs; longest (largest max_freq)
-    first, so that parallel workers finish together."""
+    """Every job of the grid (max_freqs × seeds × every axis of `grid_axes`), validated before
+    anything runs. Grouped by backend (a worker process runs one), then longest (largest
+    max_freq) first, so that parallel workers finish together."""
+    axes = grid_axes(raw)
     jobs = []
-    for max_freq in sorted(sweep.max_freq_values, reverse=True):
-        for seed in range(sweep.seeds):
-            cfg = PipelineConfig.from_strings({**raw, "max_freq": max_freq, "seed": seed})
-            params = cfg.as_params()
-            jobs.append(Job(params, run_key(params)))
-    return jobs
+    for values in itertools.product(*axes.values()):
+        setting = dict(zip(axes, values, strict=True))
+        for max_freq in sweep.max_freq_values:
+            for seed in range(sweep.seeds):
+                cfg = PipelineConfig.from_strings(
+                    {**raw, **setting, "max_freq": max_freq, "seed": seed}
+                )
+                params = cfg.as_params()
+                jobs.append(Job(params, run_key(params), tuple(axes)))
+    return sorted(jobs, key=lambda j: (j.params["backend"], -j.params["max_freq"]))
 
 
 def patient_tracking_uri(uri: str) -> str:
@@ -103,15 +146,18 @@ class Bookkeeper:
 
 def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
     tracking.set_tracking_uri(patient_tracking_uri(tracking.tracking_uri()))
-    base = PipelineConfig.from_strings(raw)
+    base = PipelineConfig.from_strings(first_setting(raw))
+    axes = grid_axes(raw)
     jobs = plan(sweep, raw)
-    study = study_name(sweep, base)
+    study = study_name(sweep, raw)
     workers = sweep.workers or os.cpu_count() or 1
     params = {
         **sweep.as_params(),
         "study": study,
         "workers": workers,
         **{k: v for k, v in base.as_params().items() if k not in ("max_freq", "seed")},
+        **{name: ",".join(values) for name, values in axes.items()},
+        "grid_axes": ",".join(["max_freq", "seed", *axes]),
     }
     with tracking.step_run("sweep", params, tags={"study": study}) as run:
         ctx = Context(

@@ -13,8 +13,10 @@ What it guarantees:
 - **One query** for "runs carrying these tags, in these states" (`find_runs`).
 """
 
+import contextlib
 import functools
 import hashlib
+import io
 import os
 import platform
 import signal
@@ -524,15 +526,18 @@ def log_keras_model(model: Any, example: Any, prediction: Any, requirements: lis
     """The model as the run's `model`, Keras flavour, with signature and input example."""
     from mlflow.models import Model, infer_signature
 
-    Model.log(
-        artifact_path=None,
-        name="model",
-        flavor=_keras_flavor(),
-        model=model,
-        signature=infer_signature(example, prediction),
-        input_example=example,
-        pip_requirements=requirements,
-    )
+    # MLflow checks the input example with a predict() of its own, whose Keras progress bar
+    # (jax backend) would land in the sweep's one-line-per-run log.
+    with contextlib.redirect_stdout(io.StringIO()):
+        Model.log(
+            artifact_path=None,
+            name="model",
+            flavor=_keras_flavor(),
+            model=model,
+            signature=infer_signature(example, prediction),
+            input_example=example,
+            pip_requirements=requirements,
+        )
 
 
 def load_keras_model(run_id: str) -> Any:

@@ -89,11 +89,8 @@ def model_requirements(backend: str) -> list[str]:
 
 
 def log_model(model: Any, example: np.ndarray, backend: str) -> None:
-    import keras
-
     from pipeline import tracking
 
-    keras.config.disable_interactive_logging()  # MLflow's example check calls predict()
     prediction = np.asarray(model.predict(example, verbose=0))
     tracking.log_keras_model(model, example, prediction, model_requirements(backend))
 
@@ -109,8 +106,10 @@ def run_step(
 
     params = {**cfg.as_params(), "data": data_ref}
     with tracking.step_run("train", params, parent_run_id) as run:
+        import keras
+
         data_uri = resolve_data(data_ref)
-        tracking.set_tags({"data_uri": data_uri})
+        tracking.set_tags({"data_uri": data_uri, "keras_backend": keras.backend.backend()})
         if datasets is None:
             datasets = generate_data.load(tracking.download(data_uri))
         loss_log = tracking.SeriesLogger("loss")

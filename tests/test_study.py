@@ -1,5 +1,5 @@
-"""Integration: a tiny real sweep (2 max_freqs × 2 seeds × 2 epochs, 2 workers), its resume,
-its interruption, and the report built from it."""
+"""Integration: a tiny real sweep (2 max_freqs × 2 backends × 1 seed × 2 epochs, 2 workers),
+its resume, its interruption, and the report built from it."""
 
 import signal
 import subprocess
@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 
 SWEEP = {
     "max_freqs": "3,4",
-    "seeds": "2",
+    "seeds": "1",
+    "backend": "tensorflow,jax",  # a grid axis: each worker process runs one backend
     "epochs": "2",
     "workers": "2",
     "study": "tiny",
@@ -39,12 +40,21 @@ def test_sweep_resume_and_report(store, tmp_path):
     assert sweep.info.status == "FINISHED"
     runs = store.runs(step="main", study="tiny")
     assert sorted(r.info.run_name for r in runs) == [
-        "max_freq=3 seed=0",
-        "max_freq=3 seed=1",
-        "max_freq=4 seed=0",
-        "max_freq=4 seed=1",
+        "max_freq=3 seed=0 backend=jax",
+        "max_freq=3 seed=0 backend=tensorflow",
+        "max_freq=4 seed=0 backend=jax",
+        "max_freq=4 seed=0 backend=tensorflow",
     ]
     assert all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.params["backend"] for r in runs} == {"tensorflow", "jax"}
+    assert {r.data.tags["grid_axes"] for r in runs} == {"backend"}
+    trains = store.runs(step="train")
+    assert {(r.data.params["backend"], r.data.tags["keras_backend"]) for r in trains} == {
+        ("tensorflow", "tensorflow"),
+        ("jax", "jax"),
+    }
+    assert sweep.data.params["backend"] == "tensorflow,jax"
+    assert sweep.data.params["grid_axes"] == "max_freq,seed,backend"
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {sweep.info.run_id}
     assert {r.data.params["epochs"] for r in runs} == {"2"}
     assert {r.data.params["samples_per_freq"] for r in runs} == {"2"}
@@ -54,6 +64,7 @@ def test_sweep_resume_and_report(store, tmp_path):
     # One line per finished run, with its figures.
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("max_freq=")]
     assert len(lines) == 4 and all("mae_test=" in ln and "diverged=" in ln for ln in lines)
+    assert "━" not in done.stdout + done.stderr  # no Keras progress bar in the sweep log
 
     # Resume: only the run that is no longer FINISHED is trained again.
     failed = runs[0]

@@ -31,15 +31,14 @@ SWEEP_DIED = "the sweep process that started this worker died; run it again to r
 def _follow_parent(parent_pid: int) -> None:
     """End this worker (as SIGTERM would) as soon as `parent_pid` is gone."""
 
-    def on_term(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one would cut the close
+    def reason() -> str | None:
         for _ in range(20):  # the dying parent can still look alive for a moment
             if _gone(parent_pid):
-                raise tracking.Interrupted(SWEEP_DIED)
+                return SWEEP_DIED
             time.sleep(0.05)
-        raise KeyboardInterrupt(f"signal {signum}")
+        return None  # a plain SIGTERM: the sweep is stopping its workers
 
-    signal.signal(signal.SIGTERM, on_term)
+    tracking.install_signal_handlers(reason)
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -76,11 +75,13 @@ def _worker_main(conn: Connection, ctx: Context, parent_pid: int) -> None:
                 return
             conn.send(jobs_module.run_job(ctx, job))
     except KeyboardInterrupt:
+        tracking.stopping()
         os._exit(130)  # the run is closed; don't wait on backend threads
 
 
 class _Worker:
     def __init__(self, mp: multiprocessing.context.BaseContext, ctx: Context):
+        self.ctx = ctx
         self.conn, child = mp.Pipe()
         self.process = mp.Process(
             target=_worker_main, args=(child, ctx, os.getpid()), name="sweep-worker"
@@ -108,12 +109,17 @@ class LocalExecutor(Executor):
 
     def run(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Result]]:
         queue = deque((job, 1) for job in jobs)
-        self.pool = [_Worker(self.mp, self.ctx) for _ in range(min(self.workers, len(jobs)))]
+        first = jobs[: self.workers]
+        self.pool = [_Worker(self.mp, self.ctx.for_job(job)) for job in first]
         while queue or any(w.job for w in self.pool):
-            for worker in self.pool:
+            for i, worker in enumerate(self.pool):
                 if worker.job is None and queue:
-                    worker.job, worker.attempt = queue.popleft()
-                    worker.conn.send(worker.job)
+                    job, attempt = queue.popleft()
+                    if worker.ctx != self.ctx.for_job(job):  # another backend: a new process
+                        self._retire(worker)
+                        worker = self.pool[i] = _Worker(self.mp, self.ctx.for_job(job))
+                    worker.job, worker.attempt = job, attempt
+                    worker.conn.send(job)
             busy = [w for w in self.pool if w.job]
             ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
             for worker in busy:
@@ -133,12 +139,24 @@ class LocalExecutor(Executor):
             return
         worker.process.join(5)
         why = f"its worker process {_death(worker.process.exitcode)}"
-        self.pool[self.pool.index(worker)] = _Worker(self.mp, self.ctx)
+        self.pool[self.pool.index(worker)] = _Worker(self.mp, worker.ctx)
         if attempt < MAX_ATTEMPTS:
             print(f"{job.name}: {why}; running it again", file=sys.stderr, flush=True)
             queue.appendleft((job, attempt + 1))
         else:
             yield job, Result(jobs_module.FAILED, 0.0, error=f"{why}, {attempt} times")
+
+    @staticmethod
+    def _retire(worker: _Worker) -> None:
+        """An idle worker that is no longer needed: ask it to exit, and wait."""
+        try:
+            worker.conn.send(None)
+        except OSError:
+            pass
+        worker.process.join(STOP_GRACE_S)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(5)
 
     def _stop(self, graceful: bool) -> None:
         for worker in self.pool:

@@ -257,7 +257,9 @@ class RayExecutor(Executor):
 
     def run(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Result]]:
         task = ray.remote(**TASK_OPTIONS)(jobs_module.run_job)
-        self.pending = {task.options(name=job.name).remote(self.ctx, job): job for job in jobs}
+        self.pending = {
+            task.options(name=job.name).remote(self.ctx.for_job(job), job): job for job in jobs
+        }
         while self.pending:
             ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=WAIT_STEP_S)
             for ref in ready:

@@ -1,0 +1,67 @@
+"""The sweep's grid: any experiment parameter given as a comma-separated list is an axis."""
+
+import pytest
+
+from pipeline.config import ConfigError, SweepConfig
+from pipeline.jobs import Context
+from pipeline.sweep import grid_axes, plan, study_name
+
+RAW = {"max_freqs": "5,10", "seeds": "2"}
+
+
+def _plan(**raw: str):
+    return plan(SweepConfig.from_strings({**RAW, **raw}), {**RAW, **raw})
+
+
+def test_a_list_valued_parameter_is_crossed_with_max_freqs_and_seeds():
+    jobs = _plan(samples_per_freq="1,10", dropout="0.1")
+    assert len(jobs) == 2 * 2 * 2 and len({j.run_key for j in jobs}) == 8
+    cells = {(j.params["max_freq"], j.params["seed"], j.params["samples_per_freq"]) for j in jobs}
+    assert cells == {(m, s, n) for m in (5, 10) for s in (0, 1) for n in (1, 10)}
+    assert {j.params["dropout"] for j in jobs} == {0.1}  # a single value is no axis
+    assert all(j.axes == ("samples_per_freq",) for j in jobs)
+    names = {j.name for j in jobs}
+    assert "max_freq=10 seed=1 samples_per_freq=1" in names and len(names) == 8
+    assert [j.params["max_freq"] for j in jobs[:4]] == [10] * 4  # longest first
+
+
+def test_two_axes_and_backends_grouped_one_switch_per_worker():
+    jobs = _plan(backend="jax,tensorflow", epochs="1,2")
+    assert len(jobs) == 2 * 2 * 2 * 2
+    backends = [j.params["backend"] for j in jobs]
+    assert backends == sorted(backends)  # all jax, then all tensorflow
+    assert jobs[0].axes == ("epochs", "backend")
+    ctx = Context("sqlite:///x.db", "1", "r", "s", "tensorflow")
+    assert ctx.for_job(jobs[0]).backend == "jax" and ctx.for_job(jobs[-1]).backend == "tensorflow"
+
+
+def test_a_plain_sweep_has_no_axes_and_keeps_its_names():
+    jobs = _plan()
+    assert grid_axes(RAW) == {} and all(j.axes == () for j in jobs)
+    assert sorted(j.name for j in jobs)[0] == "max_freq=10 seed=0"
+
+
+def test_a_derived_study_name_says_every_varied_value():
+    raw = {**RAW, "samples_per_freq": "1,10", "backend": "tensorflow,jax"}
+    name = study_name(SweepConfig.from_strings(raw), raw)
+    assert name.startswith("mf5-10_s2_e200_samples_per_freq1-10_backendtensorflow-jax_")
+    plain = study_name(SweepConfig.from_strings(RAW), RAW)
+    assert plain != name and "samples_per_freq" not in plain
+    given = {**raw, "study": "mine"}
+    assert study_name(SweepConfig.from_strings(given), given) == "mine"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("samples_per_freq", "1,x", "samples_per_freq='x' is not allowed: expected an integer"),
+        ("samples_per_freq", "1,0", "samples_per_freq=0 is not allowed: expected an integer ≥ 1"),
+        ("backend", "jax,theano", "backend='theano' is not allowed: expected tensorflow or jax"),
+        ("dropout", "0.1,0.10", "dropout='0.1,0.10' is not allowed: expected one value, or "),
+        ("epochs", "1,", "epochs='1,' is not allowed: expected one value, or distinct values"),
+    ],
+)
+def test_bad_axis_values_are_refused_before_anything_runs(name, value, message):
+    with pytest.raises(ConfigError) as err:
+        _plan(**{name: value})
+    assert str(err.value).startswith(message)
