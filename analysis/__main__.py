@@ -8,28 +8,13 @@ report.md and a self-contained report.html, and logs the same files as artifacts
     python -m analysis --study <name>          (or: mlflow run . -e analyze -P study=<name>)
 """
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 from analysis import load, report, stats
 from pipeline import tracking
-from pipeline.config import UserError
-
-
-def parse_ratio(text: str) -> float | None:
-    if text in ("", None):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise UserError(
-            f"divergence_ratio={text!r} is not allowed: expected a number > 0, or empty"
-        )
-    return value
+from pipeline.config import AnalyzeConfig, UserError
 
 
 def analyze(
@@ -58,44 +43,28 @@ def analyze(
 
 
 def main(argv: list[str] | None = None) -> None:
-    doc = __doc__ or ""
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis",
-        description=doc.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--experiment", default="", help="experiment name; empty = all")
-    parser.add_argument("--study", default="", help="study name (tag `study`); empty = all")
-    parser.add_argument(
-        "--divergence_ratio",
-        default="",
-        help="re-judge divergence at this mae_ratio_train; empty = as logged",
-    )
-    parser.add_argument("--out", default="reports", help="folder for reports/<name>/")
-    parser.add_argument(
-        "--curves_per_max_freq",
-        type=int,
-        default=20,
-        help="runs per max_freq read for learning curves and error by frequency",
-    )
-    args = parser.parse_args(argv)
+    from pipeline.cli import build_parser
+
+    summary = (__doc__ or "").split("\n\n")[0]
+    parser = build_parser("python -m analysis", summary, [AnalyzeConfig])
+    raw = vars(parser.parse_args(argv))
     tracking.configure_client()
     # Under `mlflow run -e analyze` the launcher has already made our run, in its experiment.
     launched = bool(os.environ.get("MLFLOW_RUN_ID"))
     try:
         tracking.check_store()
-        ratio = parse_ratio(args.divergence_ratio)
+        cfg = AnalyzeConfig.from_strings(raw)
         out = analyze(
-            args.experiment,
-            args.study,
-            ratio,
-            Path(args.out),
-            args.curves_per_max_freq,
+            cfg.experiment,
+            cfg.study,
+            cfg.ratio,
+            Path(cfg.out),
+            cfg.curves_per_max_freq,
             log_to_experiment=not launched,
         )
     except UserError as exc:
         if launched and not isinstance(exc, tracking.StoreError):
-            tracking.record_failure("analysis", vars(args), str(exc))
+            tracking.record_failure("analysis", raw, str(exc))
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     print(f"report: {out / 'report.html'} (and report.md, summary.csv, runs.csv, figures)")

@@ -15,7 +15,15 @@ from pipeline.config import DataConfig, EvalConfig, TrainConfig, UserError
 PARAM_TYPES = {
     f.name: f.type for c in (DataConfig, TrainConfig, EvalConfig) for f in dataclasses.fields(c)
 }
-TAGS = ("study", "diverged_reason", "aliasing_warning", "eval_run_id", "run_key", "code_version")
+TAGS = (
+    "study",
+    "grid_axes",
+    "diverged_reason",
+    "aliasing_warning",
+    "eval_run_id",
+    "run_key",
+    "code_version",
+)
 
 
 def load_runs(

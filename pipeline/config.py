@@ -14,6 +14,7 @@ from typing import Any
 
 BACKENDS = ("tensorflow", "jax")
 EXECUTORS = ("local", "ray")
+STUDY_NAME_ALLOWED = "letters, digits, '-' and '_' (at most 64)"
 
 
 class UserError(Exception):
@@ -181,6 +182,10 @@ def _host_port(text: str) -> bool:
     return bool(host) and port.isdigit() and 0 < int(port) < 65536 and " " not in host
 
 
+def _study_name(v: str) -> bool:
+    return v == "" or (v.replace("-", "").replace("_", "").isalnum() and len(v) <= 64)
+
+
 def _freq_list(text: str) -> bool:
     parts = [p.strip() for p in text.split(",")]
     return all(p.isdigit() and int(p) >= 2 for p in parts) and len(set(parts)) == len(parts)
@@ -203,8 +208,8 @@ class SweepConfig(_Validated):
     study: str = _knob(
         "",
         "study name (tag `study`); empty = derived from the sweep's parameters",
-        lambda v: v == "" or (v.replace("-", "").replace("_", "").isalnum() and len(v) <= 64),
-        "letters, digits, '-' and '_' (at most 64)",
+        _study_name,
+        STUDY_NAME_ALLOWED,
     )
 
     executor: str = _knob(
@@ -230,3 +235,39 @@ class SweepConfig(_Validated):
     @property
     def max_freq_values(self) -> list[int]:
         return [int(p) for p in self.max_freqs.split(",")]
+
+
+def _ratio_or_empty(text: str) -> bool:
+    try:
+        return text == "" or _positive_finite(float(text))
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig(_Validated):
+    """analyze: the report on a study's or an experiment's `main` runs (analysis/)."""
+
+    experiment: str = _knob("", "experiment name; empty = all", lambda v: True, "any name")
+    study: str = _knob(
+        "", "study name (tag `study`); empty = all", _study_name, STUDY_NAME_ALLOWED
+    )
+    divergence_ratio: str = _knob(
+        "",
+        "re-judge divergence at this mae_ratio_train; empty = as logged",
+        _ratio_or_empty,
+        "a number > 0, or empty",
+    )
+    out: str = _knob(
+        "reports", "folder for reports/<name>/", lambda v: v.strip() != "", "a folder path"
+    )
+    curves_per_max_freq: int = _knob(
+        20,
+        "runs per max_freq read for learning curves and error by frequency",
+        _at_least(1),
+        "an integer ≥ 1",
+    )
+
+    @property
+    def ratio(self) -> float | None:
+        return float(self.divergence_ratio) if self.divergence_ratio else None

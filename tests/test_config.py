@@ -9,6 +9,7 @@ import yaml
 
 from pipeline.config import (
     PASSED_THROUGH,
+    AnalyzeConfig,
     ConfigError,
     DataConfig,
     EvalConfig,
@@ -79,6 +80,7 @@ def _mlproject():
         ("train", [TrainConfig]),
         ("evaluate", [EvalConfig]),
         ("sweep", [SweepConfig, DataConfig, TrainConfig, EvalConfig]),
+        ("analyze", [AnalyzeConfig]),
     ],
 )
 def test_mlproject_defaults_and_types_equal_the_code(entry, configs):
