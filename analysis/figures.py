@@ -1,113 +1,256 @@
-"""The report's figures: matplotlib, PNG, readable at README size."""
+"""The report's figures: matplotlib, PNG, readable at README size.
 
+One colour (or line style) per setting of the varying parameters (trends.settings); the fitted
+trends of analysis/trends.py are drawn with their 95% bands next to the per-point intervals.
+"""
+
+import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from analysis import trends
+from pipeline.config import DataConfig
 from pipeline.plots import _pyplot
 
+STYLES = ("-", "--", ":", "-.")
 
-def _aliasing_line(ax, runs: pd.DataFrame) -> None:
-    """Mark (time_steps − 1)/2 where the x axis reaches it."""
-    limit = (runs["time_steps"].dropna().min() - 1) / 2
-    if runs["max_freq"].max() >= limit:
-        ax.axvline(limit, color="crimson", ls=":", lw=1.5, label=f"aliasing limit {limit:g}")
+
+def _aliasing_lines(ax, runs: pd.DataFrame) -> None:
+    """Mark the aliasing limit of each time_steps in the runs, where the x axis reaches it."""
+    steps = sorted(int(v) for v in runs["time_steps"].dropna().unique())
+    for t in steps:
+        first = DataConfig(time_steps=t).first_aliased_max_freq
+        if runs["max_freq"].max() >= first:
+            where = f", time_steps={t}" if len(steps) > 1 else ""
+            ax.axvline(
+                first, color="crimson", ls=":", lw=1.5,
+                label=f"aliasing from max_freq={first} (max_freq − 1 ≥ (T − 1)/2{where})",
+            )  # fmt: skip
 
 
 def _finish(fig, ax, path: Path, title: str) -> None:
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 90), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="gray")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     _pyplot().close(fig)
 
 
-def mae_vs_max_freq(runs: pd.DataFrame, summary: pd.DataFrame, setting: str, path: Path):
+def _select(frame: pd.DataFrame, setting: dict) -> pd.DataFrame:
+    """The rows of `frame` (the summary) that belong to `setting`."""
+    keep = np.ones(len(frame), dtype=bool)
+    for name, value in setting.items():
+        column = frame[name]
+        keep &= (column.isna() if value is None else column.eq(value).fillna(False)).to_numpy(bool)
+    return frame[keep]
+
+
+def _parts(runs: pd.DataFrame, fits: list[trends.Trends] | None):
+    """(index, prefix for legend labels, colour, setting, its runs, its fit or None)."""
+    by_label = {trends.label(t.setting): t for t in fits or []}
+    parts = trends.settings(runs)
+    colors = _pyplot().cm.tab10(np.arange(len(parts)) % 10)
+    for i, (color, (setting, part)) in enumerate(zip(colors, parts, strict=True)):
+        name = trends.label(setting)
+        prefix = f"{name}: " if len(parts) > 1 else ""
+        yield i, len(parts), prefix, color, setting, part, by_label.get(name)
+
+
+def _bars(centre, low, high) -> list[np.ndarray]:
+    """errorbar's yerr: distances to the interval ends (never negative from rounding)."""
+    centre = np.asarray(centre, dtype=float)
+    return [
+        np.clip(centre - np.asarray(low, dtype=float), 0, None),
+        np.clip(np.asarray(high, dtype=float) - centre, 0, None),
+    ]
+
+
+def _log_x_ticks(ax, values) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(values)))
+    ax.set_xticklabels([f"{v:g}" for v in sorted(set(values))])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def mae_vs_max_freq(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    setting: str,
+    path: Path,
+    fits: list[trends.Trends] | None = None,
+):
+    """Every run, the median with its 95% interval per max_freq and the fitted power law."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    done = runs[(runs["status"] == "FINISHED") & np.isfinite(runs["mae_test"])]
-    jitter = (done["seed"].astype(float) % 7 - 3) * 0.12
-    for flag, marker, color, label in (
-        (False, "o", "tab:blue", "run"),
-        (True, "x", "tab:red", "diverged run"),
-    ):
-        part = done[done["diverged"].fillna(False) == flag]
-        ax.scatter(
-            part["max_freq"] + jitter[part.index],
-            part["mae_test"],
-            s=14,
-            alpha=0.5,
-            marker=marker,
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for i, count, prefix, color, part_setting, part, fit in _parts(runs, fits):
+        done = part[(part["status"] == "FINISHED") & np.isfinite(part["mae_test"])]
+        spread = np.exp(0.04 * (i - (count - 1) / 2))  # settings side by side, on a log axis
+        jitter = np.exp((done["seed"].astype(float) % 7 - 3) * 0.012) * spread
+        diverged = trends.diverged_of(done).to_numpy()
+        for flag, marker, text in (
+            (False, "o", "runs"),
+            (True, "x", "diverged runs (not fitted)"),
+        ):
+            sel = diverged == flag
+            ax.scatter(
+                done["max_freq"].to_numpy(float)[sel] * jitter.to_numpy()[sel],
+                done["mae_test"].to_numpy()[sel],
+                s=12,
+                alpha=0.35,
+                marker=marker,
+                color=color,
+                label=text if i == 0 else None,
+            )
+        rows = _select(summary, part_setting)
+        med = rows["mae_test_median"].to_numpy(float)
+        if not np.isfinite(med).any():
+            continue  # no finished run with a finite MAE in this setting
+        ax.errorbar(
+            rows["max_freq"].to_numpy(float) * spread,
+            med,
+            yerr=_bars(med, rows["mae_test_median_ci_low"], rows["mae_test_median_ci_high"]),
+            fmt="s",
+            ms=5,
             color=color,
-            label=label,
+            mec="black",
+            capsize=3,
+            label=f"{prefix}median of finished runs, 95% CI",
         )
-    x = summary["max_freq"]
-    ax.plot(x, summary["mae_test_median"], color="black", lw=2, label="median")
-    ax.fill_between(
-        x,
-        summary["mae_test_q1"],
-        summary["mae_test_q3"],
-        color="black",
-        alpha=0.12,
-        label="interquartile range",
-    )
-    for ref, style, label in (
-        ("ref_fft_mae_test_median", "--", "FFT peak (no learning)"),
-        ("ref_forest_mae_test_median", "-.", "random forest on |FFT|"),
-    ):
-        if summary[ref].notna().any():
-            ax.plot(x, summary[ref], ls=style, lw=1.5, label=label)
-    _aliasing_line(ax, runs)
+        if fit is not None and not math.isnan(fit.error.exponent):
+            e = fit.error
+            curve = trends.error_curve(
+                e, np.geomspace(rows["max_freq"].min(), rows["max_freq"].max(), 100)
+            )
+            ax.plot(
+                curve["max_freq"],
+                curve["mae"],
+                color=color,
+                lw=2,
+                label=(
+                    f"{prefix}fit ∝ max_freq^{e.exponent:.2f} [{e.low:.2f}, {e.high:.2f}], "
+                    f"{e.runs} runs"
+                ),
+            )
+            ax.fill_between(
+                curve["max_freq"], curve["low"], curve["high"], color=color, alpha=0.15
+            )
+        for ref, style, text in (
+            ("ref_fft_mae_test_median", "--", "FFT peak (no learning)"),
+            ("ref_forest_mae_test_median", "-.", "random forest on |FFT|"),
+        ):
+            if rows[ref].notna().any():
+                ax.plot(
+                    rows["max_freq"],
+                    rows[ref],
+                    ls=style,
+                    lw=1.2,
+                    color="dimgray" if count == 1 else color,
+                    label=text if i == 0 else None,
+                )
+    _aliasing_lines(ax, runs)
+    _log_x_ticks(ax, runs["max_freq"].dropna().astype(int))
     ax.set_yscale("log")
-    ax.set_xlabel("max_freq (frequencies 1 … max_freq−1)")
+    ax.set_xlabel("max_freq (frequencies 1 … max_freq−1; log scale)")
     ax.set_ylabel("test MAE (cycles per 2π, log scale)")
-    _finish(fig, ax, path, f"LSTM test error vs max_freq: {setting}")
+    _finish(fig, ax, path, f"LSTM test error vs max_freq, power-law fit and 95% band: {setting}")
 
 
-def divergence_rate(summary: pd.DataFrame, runs: pd.DataFrame, setting: str, path: Path):
+def divergence_rate(
+    summary: pd.DataFrame,
+    runs: pd.DataFrame,
+    setting: str,
+    path: Path,
+    fits: list[trends.Trends] | None = None,
+):
+    """The observed rate with 95% Wilson intervals per max_freq, and the fitted logistic curve
+    with its 95% band."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    x = summary["max_freq"]
-    ax.plot(x, summary["divergence_rate"], marker="o", color="tab:red", label="divergence rate")
-    ax.fill_between(
-        x,
-        summary["divergence_ci_low"],
-        summary["divergence_ci_high"],
-        color="tab:red",
-        alpha=0.15,
-        label="95% Wilson interval",
-    )
-    for xi, yi, n in zip(x, summary["divergence_rate"], summary["finished"], strict=True):
-        ax.annotate(
-            f"n={n}", (xi, yi), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for i, count, prefix, color, part_setting, _part, fit in _parts(runs, fits):
+        rows = _select(summary, part_setting)
+        x = rows["max_freq"].to_numpy(float) + 0.25 * (i - (count - 1) / 2)
+        rate = rows["divergence_rate"].to_numpy(float)
+        ax.errorbar(
+            x,
+            rate,
+            yerr=_bars(rate, rows["divergence_ci_low"], rows["divergence_ci_high"]),
+            fmt="o",
+            color=color,
+            capsize=3,
+            label=f"{prefix}observed rate, 95% Wilson interval",
         )
-    _aliasing_line(ax, runs)
+        if count == 1:
+            for xi, yi, n in zip(x, rate, rows["finished"], strict=True):
+                ax.annotate(
+                    f"n={n}", (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=7
+                )
+        d = fit.divergence if fit is not None else None
+        if d is not None and d.method:
+            grid = np.linspace(rows["max_freq"].min(), rows["max_freq"].max(), 200)
+            curve = trends.divergence_curve(d, grid)
+            how = "Firth logistic" if d.method == "firth" else "logistic"
+            ax.plot(
+                curve["max_freq"],
+                curve["rate"],
+                color=color,
+                lw=2,
+                label=(
+                    f"{prefix}{how} fit: odds ×{d.or10:.3g} [{d.or10_low:.3g}, "
+                    f"{d.or10_high:.3g}] per +{trends.PER}"
+                ),
+            )
+            ax.fill_between(
+                curve["max_freq"], curve["low"], curve["high"], color=color, alpha=0.15
+            )
+    _aliasing_lines(ax, runs)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("max_freq (frequencies 1 … max_freq−1)")
     ax.set_ylabel("fraction of finished runs that diverged")
-    _finish(fig, ax, path, f"Divergence rate vs max_freq: {setting}")
+    _finish(fig, ax, path, f"Divergence rate vs max_freq, logistic fit and 95% band: {setting}")
 
 
-def learning_curves(curves: dict[int, list[np.ndarray]], setting: str, path: Path):
-    """curves: max_freq → loss histories of its runs; plots the median across runs."""
+def _by_setting_and_freq(keys) -> tuple[dict, dict]:
+    """Line colour per max_freq, line style per setting label."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    colors = plt.cm.viridis(np.linspace(0, 0.9, max(len(curves), 1)))
-    for color, (max_freq, histories) in zip(colors, sorted(curves.items()), strict=False):
+    freqs = sorted({f for _, f in keys})
+    labels = sorted({s for s, _ in keys})
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(freqs)))
+    return (
+        dict(zip(freqs, colors, strict=True)),
+        {s: STYLES[i % len(STYLES)] for i, s in enumerate(labels)},
+    )
+
+
+def learning_curves(curves: dict[tuple[str, int], list[np.ndarray]], setting: str, path: Path):
+    """curves: (setting label, max_freq) → loss histories of its runs; plots the median across
+    runs, one colour per max_freq and one line style per setting."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    color_of, style_of = _by_setting_and_freq(curves)
+    for (name, max_freq), histories in sorted(curves.items()):
         length = max(len(h) for h in histories)
         padded = np.full((len(histories), length), np.nan)
         for i, h in enumerate(histories):
             padded[i, : len(h)] = np.where(np.isfinite(h), h, np.nan)
         with np.errstate(all="ignore"):
             median = np.nanmedian(padded, axis=0)
+        where = f", {name}" if len(style_of) > 1 else ""
         ax.plot(
             np.arange(length),
             median,
-            color=color,
-            label=f"max_freq={max_freq} ({len(histories)} runs)",
+            color=color_of[max_freq],
+            ls=style_of[name],
+            label=f"max_freq={max_freq}{where} ({len(histories)} run{'s' * (len(histories) > 1)})",
         )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -116,14 +259,23 @@ def learning_curves(curves: dict[int, list[np.ndarray]], setting: str, path: Pat
 
 
 def error_by_frequency(errors: pd.DataFrame, setting: str, path: Path):
-    """errors: columns max_freq, true_freq, abs_error (test predictions of finished runs)."""
+    """errors: columns setting (label), max_freq, true_freq, abs_error (test predictions of
+    finished runs)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    groups = sorted(errors.groupby("max_freq"))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, max(len(groups), 1)))
-    for color, (max_freq, group) in zip(colors, groups, strict=False):
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    groups = sorted(errors.groupby(["setting", "max_freq"]))
+    color_of, style_of = _by_setting_and_freq([key for key, _ in groups])
+    for (name, max_freq), group in groups:
         med = group.groupby("true_freq")["abs_error"].median()
-        ax.plot(med.index, med.to_numpy(), marker=".", color=color, label=f"max_freq={max_freq}")
+        where = f", {name}" if len(style_of) > 1 else ""
+        ax.plot(
+            med.index,
+            med.to_numpy(),
+            marker=".",
+            color=color_of[max_freq],
+            ls=style_of[name],
+            label=f"max_freq={max_freq}{where}",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("true frequency (cycles per 2π)")
     ax.set_ylabel("median |error| on the test set (log scale)")

@@ -1,7 +1,17 @@
-"""Summary statistics per max_freq, with honest uncertainty.
+"""Summary statistics per setting and max_freq, with honest uncertainty.
 
-MAE statistics use FINISHED runs with a finite MAE; the divergence rate uses every FINISHED
-run. FAILED, KILLED and RUNNING runs are counted in their own columns, never silently dropped.
+One row per max_freq and combination of the parameters that vary among the runs besides
+max_freq and seed (trends.varying_params), never pooled across them. MAE statistics use
+FINISHED runs with a finite MAE; the divergence rate uses every FINISHED run. FAILED, KILLED
+and RUNNING runs are counted in their own columns, never silently dropped. MAE is skewed
+(diverged runs), so the median gets a distribution-free interval; the mean's Student-t
+interval is kept for comparison.
+
+summary.csv columns: the varying parameters (if any), `max_freq`, `runs`, `finished`, `failed`,
+`killed`, `running`; for `mae_train` and `mae_test` each: `_median`, `_median_ci_low`,
+`_median_ci_high`, `_q1`, `_q3`, `_mean`, `_ci_low`, `_ci_high` (the mean's); then
+`mae_test_median_converged`, `diverged`, `divergence_rate`, `divergence_ci_low`,
+`divergence_ci_high` (Wilson), `ref_fft_mae_test_median`, `ref_forest_mae_test_median`.
 """
 
 import math
@@ -9,6 +19,9 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from analysis import trends
+from pipeline.evaluate import NONE, NONFINITE, divergence_reason
 
 Z95 = 1.959963984540054
 
@@ -36,25 +49,52 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     return mean, mean - half, mean + half
 
 
+def median_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Median and its distribution-free interval [x₍ᵣ₎, x₍ₙ₊₁₋ᵣ₎] (order statistics): it covers
+    the true median with probability 1 − 2·P(B ≤ r − 1), B ~ Binomial(n, ½), at least `level`
+    for the largest such r. Fewer than 6 values cannot reach 95%: the bounds are then NaN."""
+    values = np.sort(np.asarray(values, dtype=float))
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    tail = (1 - level) / 2
+    r = int(stats.binom.ppf(tail, n, 0.5))  # smallest r with P(B ≤ r) ≥ tail
+    if stats.binom.cdf(r, n, 0.5) <= tail:
+        r += 1
+    median = float(np.median(values))
+    if r == 0:
+        return median, math.nan, math.nan
+    return median, float(values[r - 1]), float(values[n - r])
+
+
 def rejudge(runs: pd.DataFrame, ratio: float | None) -> pd.Series:
-    """The divergence verdict at another threshold, from the logged mae_ratio_train: a run
-    diverged if its loss went non-finite or mae_ratio_train ≥ ratio. None keeps the logged one."""
+    """The divergence verdict at another threshold, from the logged mae_ratio_train, by the
+    pipeline's own rule (pipeline.evaluate.divergence_reason); a run whose loss went non-finite
+    stays diverged. None keeps the logged verdict."""
     if ratio is None:
         return runs["diverged"]
-    nonfinite = runs["diverged_reason"].eq("nonfinite_loss").fillna(False)
-    verdict = nonfinite | runs["mae_ratio_train"].isna() | (runs["mae_ratio_train"] >= ratio)
+    nonfinite = runs["diverged_reason"].eq(NONFINITE).fillna(False).to_numpy(bool)
+    by_rule = [divergence_reason((), float(r), ratio) != NONE for r in runs["mae_ratio_train"]]
+    verdict = pd.Series(nonfinite | np.array(by_rule, dtype=bool), index=runs.index)
     return verdict.where(runs["status"].eq("FINISHED")).astype("boolean")
+
+
+def judged(runs: pd.DataFrame, ratio: float | None) -> pd.DataFrame:
+    """The runs with their verdict at `ratio` (None: as logged). Re-judged runs all share the
+    threshold, so `divergence_ratio` no longer tells them apart."""
+    runs = runs.assign(diverged=rejudge(runs, ratio))
+    return runs if ratio is None else runs.assign(divergence_ratio=float(ratio))
 
 
 def _mae_columns(values: pd.Series, name: str) -> dict[str, float]:
     finite = values[np.isfinite(values)].to_numpy()
-    if len(finite) == 0:
-        q1 = median = q3 = math.nan
-    else:
-        q1, median, q3 = np.percentile(finite, [25, 50, 75])
+    q1, q3 = np.percentile(finite, [25, 75]) if len(finite) else (math.nan, math.nan)
+    median, median_low, median_high = median_ci(finite)
     mean, low, high = mean_ci(finite)
     return {
         f"{name}_median": median,
+        f"{name}_median_ci_low": median_low,
+        f"{name}_median_ci_high": median_high,
         f"{name}_q1": q1,
         f"{name}_q3": q3,
         f"{name}_mean": mean,
@@ -64,31 +104,34 @@ def _mae_columns(values: pd.Series, name: str) -> dict[str, float]:
 
 
 def summarize(runs: pd.DataFrame, ratio: float | None = None) -> pd.DataFrame:
-    """One row per max_freq: run counts by status, MAE statistics, divergence rate."""
-    runs = runs.assign(diverged=rejudge(runs, ratio))
+    """One row per setting of the varying parameters and max_freq: run counts by status, MAE
+    statistics, divergence rate (verdicts at `ratio`; None: as logged)."""
+    runs = judged(runs, ratio)
     rows = []
-    for max_freq, group in runs.groupby("max_freq", sort=True):
-        status = group["status"].value_counts()
-        done = group[group["status"] == "FINISHED"]
-        diverged = done["diverged"].fillna(True).astype(bool)
-        k, n = int(diverged.sum()), len(done)
-        low, high = wilson_interval(k, n)
-        row = {
-            "max_freq": int(max_freq),
-            "runs": len(group),
-            **{
-                s.lower(): int(status.get(s, 0))
-                for s in ("FINISHED", "FAILED", "KILLED", "RUNNING")
-            },
-            **_mae_columns(done["mae_train"], "mae_train"),
-            **_mae_columns(done["mae_test"], "mae_test"),
-            "mae_test_median_converged": float(done.loc[~diverged, "mae_test"].median()),
-            "diverged": k,
-            "divergence_rate": k / n if n else math.nan,
-            "divergence_ci_low": low,
-            "divergence_ci_high": high,
-        }
-        for ref in ("ref_fft_mae_test", "ref_forest_mae_test"):
-            row[f"{ref}_median"] = float(done[ref].median()) if ref in done else math.nan
-        rows.append(row)
+    for setting, part in trends.settings(runs):
+        for max_freq, group in part.groupby("max_freq", sort=True):
+            status = group["status"].value_counts()
+            done = group[group["status"] == "FINISHED"]
+            diverged = trends.diverged_of(done)
+            k, n = int(diverged.sum()), len(done)
+            low, high = wilson_interval(k, n)
+            row = {
+                **setting,
+                "max_freq": int(max_freq),
+                "runs": len(group),
+                **{
+                    s.lower(): int(status.get(s, 0))
+                    for s in ("FINISHED", "FAILED", "KILLED", "RUNNING")
+                },
+                **_mae_columns(done["mae_train"], "mae_train"),
+                **_mae_columns(done["mae_test"], "mae_test"),
+                "mae_test_median_converged": float(done.loc[~diverged, "mae_test"].median()),
+                "diverged": k,
+                "divergence_rate": k / n if n else math.nan,
+                "divergence_ci_low": low,
+                "divergence_ci_high": high,
+            }
+            for ref in ("ref_fft_mae_test", "ref_forest_mae_test"):
+                row[f"{ref}_median"] = float(done[ref].median()) if ref in done else math.nan
+            rows.append(row)
     return pd.DataFrame(rows)

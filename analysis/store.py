@@ -125,11 +125,12 @@ def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dic
         fast,
     )
     if rows is None:
+        histories = tracking.parallel(lambda r: tracking.metric_history(r, key), run_ids)
         rows = pd.DataFrame(
             [
                 (run_id, *point)
-                for run_id in run_ids
-                for point in tracking.metric_history(run_id, key)
+                for run_id, history in zip(run_ids, histories, strict=True)
+                for point in history
             ],
             columns=["run_uuid", "step", "timestamp", "value"],
         ).sort_values(["run_uuid", "step", "timestamp"], kind="stable")
@@ -147,7 +148,7 @@ def artifact_uris(run_ids: Sequence[str], fast: bool = True) -> dict[str, str]:
     )
     if rows is not None:
         return dict(zip(rows["run_uuid"], rows["artifact_uri"], strict=True))
-    return {run_id: tracking.artifact_uri(run_id) for run_id in run_ids}
+    return dict(zip(run_ids, tracking.parallel(tracking.artifact_uri, run_ids), strict=True))
 
 
 def read_artifact_csv(artifact_uri: str, path: str) -> pd.DataFrame | None:
@@ -159,3 +160,9 @@ def read_artifact_csv(artifact_uri: str, path: str) -> pd.DataFrame | None:
         return pd.read_csv(tracking.download(f"{artifact_uri}/{path}"))
     except Exception:  # a missing or unreachable artifact should not sink a report
         return None
+
+
+def read_artifact_csvs(artifact_uris: Sequence[str], path: str) -> list[pd.DataFrame | None]:
+    """`read_artifact_csv` for many runs, side by side (downloads through a server wait on the
+    network)."""
+    return tracking.parallel(lambda uri: read_artifact_csv(uri, path), artifact_uris)

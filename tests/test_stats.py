@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from analysis.load import tidy
-from analysis.stats import Z95, mean_ci, rejudge, summarize, wilson_interval
+from analysis.stats import Z95, judged, mean_ci, median_ci, rejudge, summarize, wilson_interval
+from pipeline.evaluate import NONE, divergence_reason
 
 
 def test_wilson_interval_known_values_and_formula():
@@ -30,6 +31,30 @@ def test_mean_ci_is_student_t():
     assert mean == 2 and hi - mean == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
     assert lo == pytest.approx(2 * mean - hi)
     assert math.isnan(mean_ci(np.array([5.0]))[1])
+
+
+def test_median_ci_is_the_order_statistic_interval():
+    values = np.arange(10.0, 0.0, -1.0)  # 10 … 1, unsorted
+    # n = 10: P(B ≤ 1) = 11/1024 ≤ 2.5% < P(B ≤ 2), so the 2nd and 9th order statistics.
+    assert median_ci(values) == (5.5, 2.0, 9.0)
+    assert median_ci(np.arange(6.0)) == (2.5, 0.0, 5.0)  # n = 6: the extremes, 96.9%
+    median, low, high = median_ci(np.arange(5.0))  # n = 5: 1 − 2/32 < 95%, no interval
+    assert median == 2 and math.isnan(low) and math.isnan(high)
+    assert all(math.isnan(v) for v in median_ci(np.array([])))
+    # Coverage exactly at the level counts: n = 3, 1 − 2·(1/8) = 75%.
+    assert median_ci(np.array([3.0, 1.0, 2.0]), level=0.75) == (2.0, 1.0, 3.0)
+
+
+def test_median_ci_covers_and_stays_positive_for_skewed_positive_data():
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(400):
+        sample = rng.lognormal(0.0, 2.0, 25)  # true median 1; the t-interval dips below 0
+        median, low, high = median_ci(sample)
+        assert 0 < low <= median <= high
+        covered += low <= 1.0 <= high
+    assert 0.93 <= covered / 400 <= 0.995
+    assert mean_ci(rng.lognormal(0.0, 2.0, 25))[1] < 0
 
 
 def _runs() -> pd.DataFrame:
@@ -67,6 +92,7 @@ def test_summary_counts_statuses_and_computes_statistics():
     assert five["mae_test_median"] == 2.0
     assert (five["mae_test_q1"], five["mae_test_q3"]) == (1.5, 2.5)
     assert five["mae_test_mean"] == 2.0
+    assert math.isnan(five["mae_test_median_ci_low"])  # 3 runs: too few for a 95% interval
     assert five["mae_test_median_converged"] == 1.5  # runs 1 and 2 only
     assert five["diverged"] == 1 and five["divergence_rate"] == pytest.approx(1 / 3)
     assert (five["divergence_ci_low"], five["divergence_ci_high"]) == pytest.approx(
@@ -86,6 +112,32 @@ def test_rethresholding_from_the_logged_ratio():
     assert pd.isna(strict[3]) and pd.isna(strict[4])  # FAILED / KILLED: no verdict
     assert summarize(runs, ratio=0.2).set_index("max_freq").loc[5, "diverged"] == 2
     assert summarize(runs, ratio=10).set_index("max_freq").loc[5, "diverged"] == 0
+
+
+def test_rejudge_applies_the_pipelines_rule():
+    runs = _runs().assign(mae_ratio_train=[0.1, 0.3, 0.6, np.nan, np.nan, 0.45, np.nan])
+    for ratio in (0.05, 0.3, 0.45, 1.0):
+        verdict = rejudge(runs, ratio)
+        for i in (0, 1, 2, 5):
+            rule = divergence_reason((), runs.loc[i, "mae_ratio_train"], ratio) != NONE
+            assert bool(verdict[i]) is rule
+
+
+def test_summary_keeps_settings_apart_unless_rejudged():
+    runs = pd.concat([_runs().assign(dropout=0.1), _runs().assign(dropout=0.3)])
+    summary = summarize(runs)
+    assert list(summary.columns[:2]) == ["dropout", "max_freq"]
+    assert summary[["dropout", "max_freq"]].values.tolist() == [
+        [0.1, 5],
+        [0.1, 10],
+        [0.3, 5],
+        [0.3, 10],
+    ]
+    # Runs judged at different logged thresholds are different settings, until re-judged.
+    mixed = pd.concat([_runs().assign(divergence_ratio=0.5), _runs().assign(divergence_ratio=0.3)])
+    assert len(summarize(mixed)) == 4 and "divergence_ratio" in summarize(mixed)
+    assert summarize(mixed, ratio=0.4)["runs"].tolist() == [10, 4]
+    assert (judged(mixed, 0.4)["divergence_ratio"] == 0.4).all()
 
 
 def test_tidy_types_params_from_strings():

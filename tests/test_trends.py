@@ -1,0 +1,306 @@
+"""Trend models on synthetic runs tables with known answers (no tracking store)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy.special import expit
+
+from analysis import report, stats, store, trends
+
+MAX_FREQS = (5, 10, 20, 30, 40)
+
+
+def _runs(
+    seeds: int,
+    intercept: float = -3.0,
+    slope: float = 0.06,
+    exponent: float = 1.3,
+    rng_seed: int = 0,
+    max_freqs: tuple[int, ...] = MAX_FREQS,
+    **params,
+) -> pd.DataFrame:
+    """diverged ~ Bernoulli(expit(intercept + slope·max_freq)); non-diverged runs have
+    mae_test = 0.05·max_freq^exponent·lognormal(0, 0.5), diverged ones a huge MAE."""
+    rng = np.random.default_rng(rng_seed)
+    max_freq = np.repeat(max_freqs, seeds)
+    diverged = rng.random(len(max_freq)) < expit(intercept + slope * max_freq)
+    mae = 0.05 * max_freq**exponent * np.exp(rng.normal(0, 0.5, len(max_freq)))
+    return pd.DataFrame(
+        {
+            "run_id": [f"run{i}" for i in range(len(max_freq))],  # bookkeeping, not a param
+            "status": "FINISHED",
+            "max_freq": pd.array(max_freq, dtype="Int64"),
+            "seed": np.tile(np.arange(seeds), len(max_freqs)),
+            "time_steps": 100,
+            "epochs": 200,
+            "diverged": pd.array(diverged, dtype="boolean"),
+            "mae_test": np.where(diverged, 1e3, mae),
+            "mae_train": np.where(diverged, 1e3, mae),
+            **params,
+        }
+    )
+
+
+# --- divergence ----------------------------------------------------------------------------
+
+
+def test_logistic_fit_recovers_a_known_slope():
+    d = trends.divergence_trend(_runs(seeds=300))
+    assert d.method == "logit" and d.note == "" and d.runs == 1500
+    assert d.or10_low < math.exp(0.6) < d.or10_high
+    assert d.or10_high / d.or10_low < 1.6  # 1,500 runs: a narrow interval
+    assert d.verdict == "grows" and d.p_increasing < 1e-6
+
+
+def test_logistic_interval_covers_the_true_odds_ratio_about_95_percent_of_the_time():
+    covered = [trends.divergence_trend(_runs(seeds=60, slope=0.04, rng_seed=s)) for s in range(80)]
+    rate = np.mean([d.or10_low < math.exp(0.4) < d.or10_high for d in covered])
+    assert 0.85 <= rate <= 1.0
+
+
+def test_flat_divergence_is_cannot_tell():
+    d = trends.divergence_trend(_runs(seeds=60, intercept=-1.0, slope=0.0, rng_seed=3))
+    assert d.or10_low < 1 < d.or10_high and d.verdict == "cannot tell"
+    assert 0.05 < d.p_increasing < 0.95
+    assert "cannot tell" in report.divergence_finding(d)
+
+
+def test_separation_is_detected_flagged_and_gives_a_finite_odds_ratio():
+    runs = _runs(seeds=5)
+    runs["diverged"] = pd.array(runs["max_freq"] >= 30, dtype="boolean")
+    d = trends.divergence_trend(runs)
+    assert d.method == "firth" and "separation" in d.note and "Firth" in d.note
+    assert math.isfinite(d.or10) and math.isfinite(d.or10_high) and 1 < d.or10_low < d.or10
+    # Maximum likelihood runs off towards infinity on the same data.
+    x = runs["max_freq"].to_numpy(float)
+    with pytest.warns(Warning):
+        ml = sm.Logit(runs["diverged"].to_numpy(float), sm.add_constant(x)).fit(disp=0)
+    assert math.exp(10 * ml.params[1]) > 1e6 > d.or10
+    assert d.verdict == "grows" and "Firth" in report.divergence_finding(d)
+
+
+def test_firth_on_two_points_is_the_odds_ratio_with_half_added_to_each_cell():
+    # A known closed form: with one binary covariate, Firth's estimate is Haldane's.
+    runs = _runs(seeds=10, max_freqs=(10, 20))
+    runs["diverged"] = pd.array([False] * 10 + [True] * 7 + [False] * 3, dtype="boolean")
+    d = trends.divergence_trend(runs)
+    assert d.method == "firth"
+    assert d.or10 == pytest.approx((7.5 / 3.5) / (0.5 / 10.5), rel=1e-6)
+
+
+def test_firth_estimate_maximises_the_penalised_likelihood():
+    runs = _runs(seeds=8, rng_seed=1)  # few events: the Firth path
+    d = trends.divergence_trend(runs)
+    assert d.method == "firth" and "few events" in d.note
+    x = np.column_stack([np.ones(len(runs)), runs["max_freq"].to_numpy(float)])
+    y = runs["diverged"].to_numpy(float)
+
+    def penalised(beta):  # written out here, independently of trends.py
+        p = expit(x @ beta)
+        info = (x.T * (p * (1 - p))) @ x
+        return np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)) + 0.5 * np.log(np.linalg.det(info))
+
+    beta = np.array(d.coef)
+    for step in (np.array([1e-4, 0]), np.array([0, 1e-6])):
+        assert penalised(beta) >= max(penalised(beta + step), penalised(beta - step))
+
+
+def test_firth_converges_where_plain_scoring_steps_oscillate():
+    runs = _runs(seeds=1, max_freqs=(18, 19, 41))
+    runs["diverged"] = pd.array([False, True, False], dtype="boolean")
+    d = trends.divergence_trend(runs)
+    assert d.method == "firth" and d.or10_low < d.or10 < d.or10_high and d.verdict == "cannot tell"
+
+
+def test_small_studies_always_give_a_finite_ordered_interval_or_an_explained_no_fit():
+    rng = np.random.default_rng(9)
+    for _ in range(40):
+        freqs = tuple(sorted(rng.choice(np.arange(2, 60), rng.integers(2, 6), replace=False)))
+        runs = _runs(int(rng.integers(1, 6)), max_freqs=freqs, rng_seed=int(rng.integers(1e6)))
+        if rng.random() < 0.5:  # a threshold: separation
+            runs["diverged"] = pd.array(runs["max_freq"] >= rng.choice(freqs), dtype="boolean")
+        d = trends.divergence_trend(runs)
+        if d.method:
+            assert 0 < d.or10_low <= d.or10 <= d.or10_high < math.inf and 0 <= d.p_increasing <= 1
+        else:
+            assert d.note and math.isnan(d.or10)
+
+
+def test_firth_profile_interval_agrees_with_wald_in_large_samples(monkeypatch):
+    runs = _runs(seeds=300, rng_seed=2)
+    ml = trends.divergence_trend(runs)
+    monkeypatch.setattr(trends, "MIN_EVENTS", 10**9)
+    firth = trends.divergence_trend(runs)
+    assert (ml.method, firth.method) == ("logit", "firth")
+    assert firth.or10 == pytest.approx(ml.or10, rel=0.01)
+    assert firth.or10_low == pytest.approx(ml.or10_low, rel=0.01)
+    assert firth.or10_high == pytest.approx(ml.or10_high, rel=0.01)
+    assert firth.p_increasing < 1e-6
+
+
+@pytest.mark.parametrize("everything", [False, True])
+def test_no_events_or_only_events_give_no_odds_ratio(everything):
+    runs = _runs(seeds=10)
+    runs["diverged"] = pd.array([everything] * len(runs), dtype="boolean")
+    (fit,) = trends.fit(runs)
+    d = fit.divergence
+    assert d.method == "" and math.isnan(d.or10) and d.verdict == "no fit"
+    assert ("every finished run diverged" if everything else "no divergence observed") in d.note
+    assert math.isnan(fit.seeds.seeds) and trends.divergence_curve(d, [5, 10]).empty
+    metrics = trends.metrics([fit])
+    assert math.isnan(metrics["trend_divergence_or10"]) and metrics["trend_divergence_runs"] == 50
+    text = report.divergence_finding(d)
+    assert ("Every run diverged" if everything else "No divergence observed") in text
+    assert "odds of diverging multiply" not in text
+
+
+def test_divergence_curve_band_contains_the_fit_and_the_truth():
+    d = trends.divergence_trend(_runs(seeds=300))
+    curve = trends.divergence_curve(d, np.array(MAX_FREQS))
+    assert (curve["low"] < curve["rate"]).all() and (curve["rate"] < curve["high"]).all()
+    truth = expit(-3.0 + 0.06 * np.array(MAX_FREQS))
+    assert ((curve["low"] < truth) & (truth < curve["high"])).all()
+
+
+# --- error ---------------------------------------------------------------------------------
+
+
+def test_power_law_exponent_is_recovered_without_diverged_runs():
+    runs = _runs(seeds=200)
+    e = trends.error_trend(runs)
+    assert e.runs == int((~runs["diverged"]).sum())  # diverged runs' huge MAE left out
+    assert e.low < 1.3 < e.high and e.high - e.low < 0.2
+    assert e.verdict == "grows"
+    curve = trends.error_curve(e, np.array([5.0, 40.0]))
+    truth = 0.05 * np.array([5.0, 40.0]) ** 1.3  # the median of the lognormal noise
+    assert ((curve["low"] < truth) & (truth < curve["high"])).all()
+
+
+def test_flat_error_is_cannot_tell_and_unusable_mae_is_ignored():
+    runs = _runs(seeds=30, exponent=0.0, slope=0.0, intercept=-5.0, rng_seed=4)
+    runs.loc[:3, "mae_test"] = [0.0, np.nan, np.inf, -1.0]
+    e = trends.error_trend(runs)
+    assert e.runs == int((~runs["diverged"]).sum()) - 4
+    assert e.low < 0 < e.high and e.verdict == "cannot tell"
+    assert "cannot tell" in report.error_finding(e)
+
+
+def test_bootstrap_is_seeded_and_centred_on_the_least_squares_fit():
+    runs = _runs(seeds=40, rng_seed=5)
+    a, b = trends.error_trend(runs, seed=7), trends.error_trend(runs, seed=7)
+    assert (a.low, a.high) == (b.low, b.high)
+    assert trends.error_trend(runs, seed=8).low != a.low
+    assert a.draws.shape == (trends.RESAMPLES, 2)
+    assert np.mean(a.draws[:, 1]) == pytest.approx(a.exponent, abs=0.02)
+
+
+def test_one_max_freq_or_one_run_per_max_freq_gives_no_interval():
+    assert math.isnan(trends.error_trend(_runs(seeds=5, max_freqs=(10,))).exponent)
+    e = trends.error_trend(_runs(seeds=1, slope=0.0, intercept=-9))
+    assert math.isfinite(e.exponent) and math.isnan(e.low) and "one run" in e.note
+
+
+# --- seeds ---------------------------------------------------------------------------------
+
+
+def _trend(slope: float, intercept: float = -2.0) -> trends.DivergenceTrend:
+    return trends.DivergenceTrend(
+        runs=25, events=5, max_freqs=MAX_FREQS, method="logit", coef=(intercept, slope)
+    )
+
+
+def test_weaker_effects_need_more_seeds_and_a_flat_one_no_feasible_number():
+    # Rates stay in (0.05, 0.75): with saturated rates even a steep slope is hard to measure.
+    slopes = (0.1, 0.05, 0.03, 0.02)
+    needed = [trends.seeds_needed(_trend(b, intercept=-3.0)).seeds for b in slopes]
+    assert all(math.isfinite(n) for n in needed)
+    assert needed == sorted(needed) and len(set(needed)) == len(needed)
+    assert math.isinf(trends.seeds_needed(_trend(0.01, intercept=-3.0)).seeds)  # > SEED_CAP
+    assert math.isinf(trends.seeds_needed(_trend(1e-5)).seeds)
+    assert math.isinf(trends.seeds_needed(_trend(0.0)).seeds)
+    fit = trends.Trends({}, _trend(0.0), trends.ErrorTrend(0, ()), trends.seeds_needed(_trend(0)))
+    assert "no feasible number suffices: the fitted trend is about flat" in report.seeds_finding(
+        fit
+    )
+
+
+def test_recommended_seeds_give_an_interval_excluding_zero_at_the_stated_power():
+    advice = trends.seeds_needed(_trend(0.05))
+    n = int(advice.seeds)
+    assert 10 < n < 200
+    hits = [
+        trends.divergence_trend(_runs(n, intercept=-2.0, slope=0.05, rng_seed=s)).or10_low > 1
+        for s in range(100)
+    ]
+    assert abs(np.mean(hits) - advice.power) < 0.12
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def _two_settings() -> pd.DataFrame:
+    return pd.concat(
+        [
+            _runs(seeds=40, slope=0.0, intercept=-1.5, dropout=0.1, rng_seed=6),
+            _runs(seeds=40, slope=0.1, dropout=0.3, rng_seed=7),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_a_varying_parameter_gives_one_fit_and_summary_row_per_value():
+    runs = _two_settings().assign(duration_s=np.arange(400.0), study="s")
+    assert trends.varying_params(runs) == ["dropout"]  # not run_id, seed, duration_s, …
+    fits = trends.fit(runs)
+    assert [f.setting for f in fits] == [{"dropout": 0.1}, {"dropout": 0.3}]
+    assert fits[0].divergence.verdict == "cannot tell" and fits[1].divergence.verdict == "grows"
+    assert all(f.divergence.runs == 200 for f in fits)
+    summary = stats.summarize(runs)
+    assert len(summary) == 2 * len(MAX_FREQS)
+    assert summary.groupby("dropout")["finished"].sum().to_dict() == {0.1: 200, 0.3: 200}
+    metrics = trends.metrics(fits)
+    assert metrics["trend_divergence_runs/dropout_0.1"] == 200
+    assert "trend_divergence_or10" not in metrics and len(metrics) == 24
+    sections = report.findings(fits, runs)
+    assert "Runs differ in dropout (0.1, 0.3)" in sections[0][1][0]
+    assert [title for title, _ in sections[1:]] == ["dropout=0.1", "dropout=0.3"]
+
+
+def test_declared_grid_axes_and_undeclared_differences_are_both_said():
+    runs = _two_settings().assign(backend="jax", grid_axes="backend")
+    runs.loc[runs.index[::2], "backend"] = "tensorflow"
+    assert trends.declared_axes(runs) == ["backend"]
+    assert trends.varying_params(runs) == ["dropout", "backend"]
+    fits = trends.fit(runs)
+    assert len(fits) == 4 and {"dropout", "backend"} == set(fits[0].setting)
+    assert len(stats.summarize(runs)) == 4 * len(MAX_FREQS)
+    general = report.findings(fits, runs)[0][1]
+    assert general[0].startswith("**Grid axes backend (jax, tensorflow)**")
+    assert general[1].startswith("**Runs differ in dropout (0.1, 0.3)**, which is not a declared")
+    assert "varied max_freq, seed, backend" in general[1]
+
+
+def test_a_parameter_missing_on_some_runs_is_its_own_setting():
+    runs = _two_settings()
+    runs.loc[runs["dropout"] == 0.3, "dropout"] = np.nan
+    assert [f.setting for f in trends.fit(runs)] == [{"dropout": 0.1}, {"dropout": None}]
+    assert trends.label({"dropout": None, "backend": "jax"}) == "dropout=unset, backend=jax"
+
+
+def test_report_opens_with_findings(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "metric_histories", lambda ids, key: {})
+    monkeypatch.setattr(store, "artifact_uris", lambda ids: {})
+    runs = _two_settings().assign(
+        eval_run_id=None, mae_train=1.0, samples_per_freq=10, backend="jax"
+    )
+    files = report.write(runs, stats.summarize(runs), "T", None, tmp_path, 2)
+    assert all(f.exists() for f in files)
+    md = (tmp_path / "report.md").read_text()
+    assert md.index("## Findings") < md.index("| dropout | max_freq |")
+    assert "- **dropout=0.3**\n  - **Divergence grows with max_freq**" in md
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("<h2>Findings</h2>") < html.index("<table")
+    assert "<b>Divergence vs max_freq: cannot tell</b>" in html
