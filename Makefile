@@ -8,6 +8,13 @@ MAX_FREQ ?= 20
 STUDY ?= default
 MAX_FREQS ?= 5,10,20,30,40
 SEEDS ?= 5
+BACKEND_SEEDS ?= 20
+CAUSE_SEEDS ?= 10
+CAUSE_BACKEND ?= jax
+# The setting of the original question (pipeline/config.py ORIGINAL; a test keeps them equal).
+ORIGINAL = -P time_steps=2000 -P max_freq=301 -P samples_per_freq=1 -P test_samples_per_freq=1
+ORIGINAL_BACKEND ?= jax
+EPOCHS ?= 200
 # The team tracking server (services/server.py): state in .server/, PostgreSQL on 127.0.0.1 only.
 SERVER_HOST ?= 127.0.0.1
 SERVER_PORT ?= 5000
@@ -18,6 +25,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run study report reap test test-all lint format bench ui clean
+.PHONY: backends causes original
 .PHONY: server server-stop server-status postgres
 
 help: ## list the targets
@@ -42,6 +50,20 @@ study: venv ## the default study (5 max_freqs × 5 seeds, ~13 min), then its rep
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P study=$(STUDY) --env-manager local
 	$(BIN)/python -m analysis --study $(STUDY)
+
+backends: venv ## tensorflow vs jax: max_freqs 10,20,30 × 20 seeds each (about 50 min), then the report
+	@$(BIN)/python -m pipeline.tracking
+	$(BIN)/mlflow run . -e sweep -P max_freqs=10,20,30 -P seeds=$(BACKEND_SEEDS) -P backend=tensorflow,jax -P study=backends --env-manager local
+	$(BIN)/python -m analysis --study backends
+
+causes: venv ## the three claimed causes crossed: samples_per_freq 1,10 × target_scale × max_freq 10,50, then the report
+	@$(BIN)/python -m pipeline.tracking
+	$(BIN)/mlflow run . -e sweep -P max_freqs=10,50 -P seeds=$(CAUSE_SEEDS) -P samples_per_freq=1,10 -P target_scale=none,max_freq -P backend=$(CAUSE_BACKEND) -P study=causes --env-manager local
+	$(BIN)/python -m analysis --study causes
+
+original: venv ## the original failing setting: one 2,000-point series per frequency 1…300 (EPOCHS=…)
+	@$(BIN)/python -m pipeline.tracking
+	$(BIN)/mlflow run . $(ORIGINAL) -P epochs=$(EPOCHS) -P backend=$(ORIGINAL_BACKEND) --env-manager local
 
 report: venv ## the report of study STUDY (default: default) in reports/STUDY/
 	$(BIN)/python -m analysis --study $(STUDY)

@@ -15,6 +15,8 @@ ports, then:
 """
 
 import argparse
+import io
+import json
 import os
 import platform
 import statistics
@@ -22,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +33,31 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_analysis import STUDY, build_store  # noqa: E402
-from servers import team_server  # noqa: E402
+from servers import RunningServer, free_ports, team_server  # noqa: E402
+
+from services.server import ADMIN_USER, TeamServer  # noqa: E402
+
+
+@contextmanager
+def kept_server(root: Path) -> Iterator[RunningServer]:
+    """A TeamServer whose state (PostgreSQL data, ports) stays in `root` between runs."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o711)  # PostgreSQL runs as its own user under root: it must traverse
+    ports = root / "ports.json"
+    if not ports.exists():
+        ports.write_text(json.dumps(free_ports(2)))
+    port, pg_port = json.loads(ports.read_text())
+    server = TeamServer(root, host="127.0.0.1", port=port, pg_port=pg_port, workers=2)
+    started = time.monotonic()
+    with redirect_stdout(io.StringIO()) as output:
+        server.start()
+    try:
+        yield RunningServer(
+            server, server.uri, ADMIN_USER, server.admin_password_file.read_text().strip(),
+            root, output.getvalue(), time.monotonic() - started,
+        )  # fmt: skip
+    finally:
+        server.stop(quiet=True)
 
 
 def _use(uri: str, experiment: str) -> None:
@@ -69,11 +97,16 @@ def bench_logging(server, repeats: int) -> None:
 
 
 def bench_analysis(server, runs: int, repeats: int) -> None:
-    start = time.perf_counter()
-    os.environ["PGPASSWORD"] = server.server.db_password_file.read_text().strip()
-    _use(server.server._db_uri("mlflow"), "Default")
-    build_store(runs, server.root / "synthetic")
-    print(f"\nbuilt {runs} runs straight into PostgreSQL in {time.perf_counter() - start:.0f} s")
+    folder = server.root / "synthetic"
+    if not (folder / "complete").exists():  # a kept --root is built once
+        start = time.perf_counter()
+        os.environ["PGPASSWORD"] = server.server.db_password_file.read_text().strip()
+        _use(server.server._db_uri("mlflow"), "Default")
+        folder.mkdir(exist_ok=True)
+        build_store(runs, folder)
+        (folder / "complete").touch()
+        elapsed = time.perf_counter() - start
+        print(f"\nbuilt {runs} runs straight into PostgreSQL in {elapsed:.0f} s")
     from analysis.load import load_runs
 
     _use(server.uri, STUDY)
@@ -100,9 +133,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--parts", default="logging,analysis")
+    parser.add_argument(
+        "--root",
+        default="",
+        help="keep the server's state here (built once, reused); empty = a throwaway server",
+    )
     args = parser.parse_args()
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    with team_server(workers=2) as server:
+    server_cm = kept_server(Path(args.root)) if args.root else team_server(workers=2)
+    with server_cm as server:
         os.environ.update(
             MLFLOW_TRACKING_URI=server.uri,
             MLFLOW_TRACKING_USERNAME=server.admin_user,

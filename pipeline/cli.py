@@ -9,8 +9,11 @@ FAILED run saying the same, and exits 2; Ctrl-C or SIGTERM exits 130 with the ru
 import argparse
 import dataclasses
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pipeline import tracking
@@ -51,8 +54,46 @@ def activate_backend(name: str) -> None:
                 f"{keras.backend.backend()!r} in this process"
             )
     os.environ["KERAS_BACKEND"] = name
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow start-up chatter
-    import keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logging after start-up
+    with native_noise_filtered():
+        import keras
+
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA's probe, and its complaint, happen here
+
+
+# TensorFlow's C++ start-up lines on a machine without a GPU: written to file descriptor 2
+# before its log level applies, so TF_CPP_MIN_LOG_LEVEL cannot hide them.
+NATIVE_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IWE]\d{4} [\d:.]+ +\d+ (port|cudart_stub|cuda_platform|cuda_executor|cuda_diagnostics"
+    r"|node_def_util)\.cc:\d+\]"
+)
+
+
+@contextmanager
+def native_noise_filtered() -> Iterator[None]:
+    """Capture what native code writes to stderr meanwhile, and pass on every line but the
+    known start-up noise (NATIVE_NOISE): the oneDNN notice, "Could not find cuda drivers",
+    "failed call to cuInit". On a GPU machine those lines do not appear and everything TF says
+    about its devices is passed on."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                if not NATIVE_NOISE.match(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def run(

@@ -14,6 +14,7 @@ from typing import Any
 
 BACKENDS = ("tensorflow", "jax")
 EXECUTORS = ("local", "ray")
+TARGET_SCALES = ("none", "max_freq")
 STUDY_NAME_ALLOWED = "letters, digits, '-' and '_' (at most 64)"
 
 
@@ -82,7 +83,10 @@ class DataConfig(_Validated):
     """generate_data: sin(f·t) series for f = 1 … max_freq−1, t over one period from phase φ."""
 
     max_freq: int = _knob(
-        20, "frequencies 1 … max_freq−1 are generated", _at_least(2), "an integer ≥ 2"
+        20,
+        "frequencies 1 … max_freq−1 are generated",
+        _at_least(3),
+        "an integer ≥ 3 (at 2 there is one frequency: nothing to tell apart)",
     )
     time_steps: int = _knob(
         100, "points per series, over [φ, 2π+φ]", _at_least(2), "an integer ≥ 2"
@@ -97,12 +101,19 @@ class DataConfig(_Validated):
 
     @property
     def aliasing_limit(self) -> float:
-        """Above this max_freq the sampled series alias: (time_steps − 1) / 2."""
+        """(time_steps − 1) / 2: over one period sampled at time_steps points (endpoint
+        included), frequency f and (time_steps − 1) − f give the same samples up to a phase."""
         return (self.time_steps - 1) / 2
 
     @property
     def aliased(self) -> bool:
-        return self.max_freq >= self.aliasing_limit
+        """Whether the highest generated frequency, max_freq − 1, reaches the limit."""
+        return self.max_freq - 1 >= self.aliasing_limit
+
+    @property
+    def first_aliased_max_freq(self) -> int:
+        """The smallest max_freq whose series alias at this time_steps."""
+        return math.ceil(self.aliasing_limit + 1)
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,12 @@ class TrainConfig(_Validated):
     )
     backend: str = _knob(
         "tensorflow", "Keras backend", lambda v: v in BACKENDS, " or ".join(BACKENDS)
+    )
+    target_scale: str = _knob(
+        "none",
+        "train on f (none) or on f / max_freq (max_freq); predictions are in frequency units",
+        lambda v: v in TARGET_SCALES,
+        " or ".join(TARGET_SCALES),
     )
     seed: int = _knob(0, "seed for phases and weights", _at_least(0), "an integer ≥ 0")
 
@@ -166,6 +183,11 @@ class PipelineConfig:
         raise KeyError(name)
 
 
+# The original question's setting, which did not learn: one 2,000-point series per frequency
+# 1…300 (`make original`). The reference experiment is the proposed fix: 10 series per
+# frequency, frequencies 1…max_freq−1 with a small max_freq, 100 points.
+ORIGINAL = {"time_steps": 2000, "max_freq": 301, "samples_per_freq": 1, "test_samples_per_freq": 1}
+
 # What a sweep passes to every run unchanged, or varies as a grid axis (all but max_freq, seed).
 PASSED_THROUGH = tuple(
     dict.fromkeys(
@@ -188,7 +210,7 @@ def _study_name(v: str) -> bool:
 
 def _freq_list(text: str) -> bool:
     parts = [p.strip() for p in text.split(",")]
-    return all(p.isdigit() and int(p) >= 2 for p in parts) and len(set(parts)) == len(parts)
+    return all(p.isdigit() and int(p) >= 3 for p in parts) and len(set(parts)) == len(parts)
 
 
 @dataclass(frozen=True)
@@ -199,7 +221,7 @@ class SweepConfig(_Validated):
         "5,10,20,30,40",
         "comma-separated max_freq values",
         _freq_list,
-        "distinct integers ≥ 2, comma-separated",
+        "distinct integers ≥ 3, comma-separated",
     )
     seeds: int = _knob(5, "seeds 0 … seeds−1 for each max_freq", _at_least(1), "an integer ≥ 1")
     workers: int = _knob(

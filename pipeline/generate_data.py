@@ -67,8 +67,8 @@ def aliasing_warning(cfg: DataConfig) -> str | None:
     if not cfg.aliased:
         return None
     return (
-        f"max_freq={cfg.max_freq} ≥ (time_steps − 1)/2 = {cfg.aliasing_limit:g}: the highest "
-        "frequencies alias at this sampling rate, so the task is ill-posed"
+        f"max_freq − 1 = {cfg.max_freq - 1} ≥ (time_steps − 1)/2 = {cfg.aliasing_limit:g}: "
+        "the highest frequencies alias at this sampling rate, so the task is ill-posed"
     )
 
 

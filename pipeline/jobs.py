@@ -80,6 +80,9 @@ def run_job(ctx: Context, job: Job) -> Result:
     from pipeline.main import run_pipeline
 
     prepare_worker(ctx)
+    import keras
+
+    keras.backend.clear_session()  # a worker runs many jobs: drop the last one's graph state
     start = time.perf_counter()
     tracking.end_previous_attempts(ctx.experiment_id, ctx.sweep_run_id, job.run_key)
     cfg = PipelineConfig.from_strings(job.params)

@@ -3,6 +3,9 @@
     Input(time_steps, 1) → LSTM(lstm_units) → Dense(dense_units, relu) → Dropout(dropout)
     → Dense(1, relu), compiled with Adam(learning_rate) on mean squared error.
 
+With target_scale=max_freq the network learns f / max_freq and `with_output_scale` multiplies
+its output back, so every prediction, metric and logged model is in frequency units.
+
 The final relu is the original's choice and the cause of one failure mode: once every
 pre-activation goes negative the output is stuck at 0 and no gradient flows back.
 """
@@ -31,3 +34,13 @@ def parameter_count(time_steps: int, cfg: TrainConfig) -> int:
     """Closed form, for checking the built model: LSTM 4·u·(u+1+1), then two Dense layers."""
     u, d = cfg.lstm_units, cfg.dense_units
     return 4 * u * (u + 1 + 1) + (u * d + d) + (d + 1)
+
+
+def with_output_scale(model, scale: float):
+    """`model` followed by a fixed multiplication by `scale`: a network trained on f / max_freq
+    that predicts (and is logged as predicting) frequencies."""
+    import keras
+
+    inputs = keras.Input(model.input_shape[1:], name="series")
+    outputs = keras.layers.Rescaling(scale, name="target_scale")(model(inputs))
+    return keras.Model(inputs, outputs, name=f"{model.name}_scaled")

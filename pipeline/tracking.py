@@ -361,9 +361,15 @@ class SeriesLogger:
         if time.monotonic() - self.last_flush >= self.every_s:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, quietly: bool = False) -> None:
+        """Write the pending points; `quietly` (while another error is on its way) swallows a
+        failed write, so that error is the one reported."""
         if self.pending:
-            MlflowClient().log_batch(self.run_id, metrics=self.pending, synchronous=True)
+            try:
+                MlflowClient().log_batch(self.run_id, metrics=self.pending, synchronous=True)
+            except Exception:
+                if not quietly:
+                    raise
         self.pending, self.last_flush = [], time.monotonic()
 
 
@@ -443,11 +449,43 @@ def find_finished_run(experiment_id: str, tags: Mapping[str, str]) -> str | None
     return runs[0].info.run_id if runs else None
 
 
+SEARCH_SHARDS = "0123456789abcdef"  # run ids are hex: one query per first digit
+READ_THREADS = 8
+
+
 def search_frame(experiment_ids: Sequence[str], tags: Mapping[str, str]):
-    """Every run carrying `tags` as MLflow's pandas table (params., metrics., tags. columns)."""
-    return mlflow.search_runs(
-        list(experiment_ids), filter_string=_tag_query(tags), output_format="pandas"
-    )
+    """Every run carrying `tags` as MLflow's pandas table (params., metrics., tags. columns).
+
+    Against a tracking server, one search pages through the runs one request after another
+    (about 2.6 s per 1,000 runs here); split by the run id's first hex digit, 16 searches run
+    side by side and together return exactly the same runs."""
+    import pandas as pd
+
+    query = _tag_query(tags)
+    if not is_shared_store(tracking_uri()):
+        return mlflow.search_runs(list(experiment_ids), query, output_format="pandas")
+
+    def shard(digit: str):
+        where = (
+            f"{query} and attributes.run_id LIKE '{digit}%'"
+            if query
+            else (f"attributes.run_id LIKE '{digit}%'")
+        )
+        return mlflow.search_runs(list(experiment_ids), where, output_format="pandas")
+
+    frames = [f for f in parallel(shard, SEARCH_SHARDS) if not f.empty]
+    if not frames:
+        return mlflow.search_runs(list(experiment_ids), query, output_format="pandas")
+    return pd.concat(frames, ignore_index=True).sort_values("start_time", ascending=False)
+
+
+def parallel(call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """`call` on every item, READ_THREADS at a time (for reads from a tracking server, which
+    wait on the network, not on this process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        return list(pool.map(call, items))
 
 
 def get_run(run_id: str, expected_step: str, param: str) -> Run:

@@ -1,7 +1,9 @@
 """Stage 2, train: fit the reference LSTM to the training set of a generate_data run.
 
 Reads: `--data`, a generate_data run id or the URI of its `data` artifact folder, and a
-TrainConfig. Writes (as a `train` run): metric `loss` per epoch (step = epoch index from 0),
+TrainConfig. With target_scale=max_freq the network fits f / max_freq (so `loss` is in those
+units) and the logged model multiplies its output back: predictions are always frequencies.
+Writes (as a `train` run): metric `loss` per epoch (step = epoch index from 0),
 `fit_seconds`, `epochs_completed`; tag `nonfinite_loss`; the model under `model` (MLflow Keras
 flavour, with signature and input example); `plots/learning_curve.png`.
 A non-finite loss stops training early; the run still finishes and evaluate calls it diverged.
@@ -9,6 +11,7 @@ A non-finite loss stops training early; the run still finishes and evaluate call
     mlflow run . -e train -P data=<generate_data run id> -P epochs=200 --env-manager local
 """
 
+import contextlib
 import re
 import sys
 import time
@@ -20,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from pipeline import generate_data
+from pipeline.cli import native_noise_filtered
 from pipeline.config import TrainConfig, UserError
 from pipeline.generate_data import Dataset
-from pipeline.model import build_model
+from pipeline.model import build_model, with_output_scale
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -49,6 +53,7 @@ def train(
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    scale = target_scale(cfg, data)
     model = build_model(data.x.shape[1], cfg)
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if on_epoch is not None:
@@ -58,17 +63,32 @@ def train(
             )
         )
     start = time.perf_counter()
-    history = model.fit(
-        data.x,
-        data.freq,
-        batch_size=cfg.batch_size,
-        epochs=cfg.epochs,
-        verbose=0,
-        callbacks=callbacks,
-    )
-    return TrainResult(
-        model, [float(v) for v in history.history["loss"]], time.perf_counter() - start
-    )
+    # TensorFlow's first fit in a process logs a harmless NodeDef version notice at error
+    # level; that fit's native stderr is filtered like the import's (pipeline/cli.py).
+    first = _first_fit and keras.backend.backend() == "tensorflow"
+    with native_noise_filtered() if first else contextlib.nullcontext():
+        history = model.fit(
+            data.x,
+            data.freq / np.float32(scale),
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            verbose=0,
+            callbacks=callbacks,
+        )
+    _first_fit.clear()
+    seconds = time.perf_counter() - start
+    if scale != 1.0:
+        model = with_output_scale(model, scale)
+    return TrainResult(model, [float(v) for v in history.history["loss"]], seconds)
+
+
+_first_fit = [True]  # emptied after the process's first fit
+
+
+def target_scale(cfg: TrainConfig, data: Dataset) -> float:
+    """What the training target is divided by: 1, or max_freq (the data's highest frequency
+    + 1, as generate_data makes them)."""
+    return float(data.freq.max()) + 1.0 if cfg.target_scale == "max_freq" else 1.0
 
 
 def resolve_data(ref: str) -> str:
@@ -113,7 +133,11 @@ def run_step(
         if datasets is None:
             datasets = generate_data.load(tracking.download(data_uri))
         loss_log = tracking.SeriesLogger("loss")
-        result = train(cfg, datasets["train"], on_epoch=loss_log)
+        try:
+            result = train(cfg, datasets["train"], on_epoch=loss_log)
+        except BaseException:  # an interrupted or failed run keeps every epoch it finished
+            loss_log.flush(quietly=True)
+            raise
         loss_log.flush()
         tracking.set_tags({"nonfinite_loss": str(not result.loss_finite).lower()})
         tracking.log_metrics(

@@ -1,6 +1,7 @@
 """Shared fixtures: a throwaway tracking store per test and a way to call `mlflow run`."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ class Store:
         import mlflow
 
         self.root = root
+        self.started: list[subprocess.Popen] = []
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
         self.experiment = "tests"
         mlflow.set_tracking_uri(self.uri)
@@ -49,20 +51,39 @@ class Store:
         )
 
     def start(self, module: str, *args: str) -> subprocess.Popen:
-        """`python -m module args…` against this store, in the background."""
-        return subprocess.Popen(
+        """`python -m module args…` against this store, in the background; whatever is still
+        running when the test ends is killed with its process group."""
+        proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
             cwd=ROOT,
             env=self.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
+        self.started.append(proc)
+        return proc
+
+    @staticmethod
+    def finish(proc: subprocess.Popen, timeout_s: float) -> tuple[str, str]:
+        """Its output once it exits (pipes drained meanwhile); past `timeout_s` it is killed
+        and the test fails saying so."""
+        try:
+            return proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            _, err = proc.communicate()
+            raise AssertionError(
+                f"still running after {timeout_s} s; stderr:\n{err[-3000:]}"
+            ) from None
 
     def wait_for(self, count: int, timeout_s: float = 180, **tags: str) -> None:
         """Until `count` runs with `tags` exist, then 2 s more (to be well inside fit())."""
         deadline = time.monotonic() + timeout_s
-        while len(self.runs(**tags)) < count and time.monotonic() < deadline:
+        while len(self.runs(**tags)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {count} runs with {tags} after {timeout_s} s")
             time.sleep(0.5)
         time.sleep(2)
 
@@ -75,16 +96,40 @@ class Store:
         )
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    s = Store(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", s.uri)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", s.experiment_id)
-    yield s
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # it and the workers it started
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def clean_mlflow(monkeypatch):
+    """Every test starts from a clean MLflow state: no store, experiment or run of another
+    test, in the environment or in this process."""
     import mlflow
 
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID",
+                 "MLFLOW_EXPERIMENT_NAME"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    yield
     while mlflow.active_run():
         mlflow.end_run()
+    mlflow.set_tracking_uri(None)  # back to "unset": the next test sees no leftover store
+    from pipeline import tracking
+
+    tracking._stopping.clear()  # an in-process interrupt must not silence later SIGTERMs
+    mlflow.tracking.fluent._active_experiment_id = None
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    s = Store(tmp_path)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", s.experiment_id)
+    yield s
+    for proc in s.started:
+        if proc.poll() is None:
+            _kill_group(proc)
+            proc.communicate()

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from pipeline.config import (
+    ORIGINAL,
     PASSED_THROUGH,
     AnalyzeConfig,
     ConfigError,
@@ -24,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("name", "value", "allowed"),
     [
-        ("max_freq", "1", "an integer ≥ 2"),
-        ("max_freq", "abc", "an integer ≥ 2"),
-        ("max_freq", "2.5", "an integer ≥ 2"),
+        ("max_freq", "1", "an integer ≥ 3 (at 2 there is one frequency: nothing to tell apart)"),
+        ("max_freq", "2", "an integer ≥ 3 (at 2 there is one frequency: nothing to tell apart)"),
+        ("max_freq", "abc", "an integer ≥ 3 (at 2 there is one frequency: nothing to tell apart)"),
+        ("max_freq", "2.5", "an integer ≥ 3 (at 2 there is one frequency: nothing to tell apart)"),
         ("time_steps", "1", "an integer ≥ 2"),
         ("samples_per_freq", "0", "an integer ≥ 1"),
         ("epochs", "0", "an integer ≥ 1"),
@@ -65,7 +67,7 @@ def test_seed_is_shared_by_data_and_training():
 
 def test_aliasing_limit():
     assert DataConfig(time_steps=100).aliasing_limit == 49.5
-    assert not DataConfig(max_freq=49).aliased and DataConfig(max_freq=50).aliased
+    assert not DataConfig(max_freq=50).aliased and DataConfig(max_freq=51).aliased
 
 
 def _mlproject():
@@ -113,3 +115,13 @@ def test_conda_env_pins_equal_requirements():
     assert pip_deps == pins
     assert "python=3.11" in conda["dependencies"]
     assert all("==" in pin for pin in pins)
+
+
+def test_the_original_preset_is_the_makefiles_and_valid():
+    line = next(
+        ln for ln in (ROOT / "Makefile").read_text().splitlines() if ln.startswith("ORIGINAL =")
+    )
+    assert dict(re.findall(r"-P (\w+)=(\d+)", line)) == {k: str(v) for k, v in ORIGINAL.items()}
+    data = DataConfig.from_strings({k: str(v) for k, v in ORIGINAL.items()})
+    assert (data.max_freq, data.time_steps, data.samples_per_freq) == (301, 2000, 1)
+    assert not data.aliased  # the highest frequency, 300, is far below (2000 − 1)/2

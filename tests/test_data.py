@@ -1,5 +1,7 @@
 """generate_data: values, shapes, determinism and the npz round trip."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -71,10 +73,34 @@ def test_npz_round_trip_and_malformed_input(tmp_path):
         load(tmp_path / "missing")
 
 
-def test_aliasing_warning_from_the_nyquist_limit():
+def _alias_pairs(cfg: DataConfig) -> list[tuple[int, int]]:
+    """Generated frequency pairs f < g whose sampled series are equal up to a phase shift:
+    g's samples are fitted exactly by a·sin(f·t) + b·cos(f·t) on the generated time grid."""
+    sets = generate(dataclasses.replace(cfg, samples_per_freq=1, test_samples_per_freq=1))
+    t = np.linspace(0.0, 2 * np.pi, cfg.time_steps)
+    freqs = sorted({int(f) for f in sets["train"].freq})
+    pairs = []
+    for f in freqs:
+        basis = np.c_[np.sin(f * t), np.cos(f * t)]
+        for g in (g for g in freqs if g > f):
+            target = np.sin(g * t + 0.3)
+            coef, *_ = np.linalg.lstsq(basis, target, rcond=None)
+            if np.abs(basis @ coef - target).max() < 1e-6:
+                pairs.append((f, g))
+    return pairs
+
+
+@pytest.mark.parametrize("time_steps", [100, 20])
+def test_aliasing_is_flagged_exactly_where_generated_series_alias(time_steps):
     from pipeline.generate_data import aliasing_warning
 
-    assert aliasing_warning(DataConfig(max_freq=49)) is None
-    message = aliasing_warning(DataConfig(max_freq=50))
-    assert message.startswith("max_freq=50 ≥ (time_steps − 1)/2 = 49.5")
-    assert aliasing_warning(DataConfig(max_freq=5, time_steps=10)).startswith("max_freq=5 ≥")
+    first = next(m for m in range(3, time_steps + 2) if DataConfig(m, time_steps).aliased)
+    assert _alias_pairs(DataConfig(first - 1, time_steps)) == []
+    pairs = _alias_pairs(DataConfig(first, time_steps))
+    assert pairs and all(f + g == time_steps - 1 for f, g in pairs)
+    assert aliasing_warning(DataConfig(first - 1, time_steps)) is None
+    assert aliasing_warning(DataConfig(first, time_steps)).startswith(
+        f"max_freq − 1 = {first - 1} ≥ (time_steps − 1)/2 = {(time_steps - 1) / 2:g}"
+    )
+    if time_steps == 100:
+        assert first == 51  # f = 50 and its alias 49 are both generated; at 50, f ≤ 49 only

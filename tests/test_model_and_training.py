@@ -1,5 +1,6 @@
 """The network, the training core and the scoring core, without a tracking store."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -140,9 +141,44 @@ def test_jax_backend_is_reproducible_across_processes():
             capture_output=True,
             text=True,
             check=True,
+            timeout=300,
         )
         .stdout.strip()
         .splitlines()[-1]
         for _ in range(2)
     ]
     assert outs[0] == outs[1] and outs[0].startswith("[")
+
+
+def test_a_model_predicting_the_exact_scaled_target_scores_zero_in_frequency_units():
+    """target_scale=max_freq: the network's f / max_freq is multiplied back before any metric."""
+    from pipeline.evaluate import predict
+    from pipeline.model import with_output_scale
+
+    max_freq, steps = 6, 10
+    sets = {}
+    for split in ("train", "test"):
+        freq = np.repeat(np.arange(1, max_freq, dtype=np.float32), 2)
+        x = np.zeros((freq.size, steps, 1), np.float32)
+        x[:, 0, 0] = freq / max_freq  # an input the stand-in network can read the answer from
+        sets[split] = Dataset(x, freq, np.zeros(freq.size))
+    inputs = keras.Input((steps, 1))
+    exact_scaled = keras.Model(inputs, keras.layers.Lambda(lambda x: x[:, 0, :])(inputs))
+    scaled = with_output_scale(exact_scaled, float(max_freq))
+    result = evaluate(EvalConfig(), sets, predict(scaled, sets), [0.1])
+    assert result.metrics["mae_train"] == pytest.approx(0, abs=1e-5)
+    assert result.metrics["mae_test"] == pytest.approx(0, abs=1e-5)
+    unscaled = evaluate(EvalConfig(), sets, predict(exact_scaled, sets), [0.1])
+    assert unscaled.metrics["mae_test"] > 1  # the scaled target itself is far off in Hz
+
+
+def test_target_scale_max_freq_trains_on_the_scaled_target():
+    data = generate(DataConfig(max_freq=5, samples_per_freq=3))["train"]
+    cfg = TrainConfig(epochs=1, lstm_units=8, dense_units=6, seed=1, target_scale="max_freq")
+    scaled = train(cfg, data)
+    inner = scaled.model.layers[1]  # the trained network inside the scaling wrapper
+    assert scaled.model.layers[-1].name == "target_scale" and inner.name == "sine_frequency_lstm"
+    raw = np.asarray(inner.predict(data.x, verbose=0))
+    assert np.allclose(np.asarray(scaled.model.predict(data.x, verbose=0)), 5 * raw, rtol=1e-5)
+    plain = train(dataclasses.replace(cfg, target_scale="none"), data)
+    assert scaled.loss[0] < plain.loss[0] / 4  # MSE on f / 5 (≤ 0.8) vs on f (≤ 4)

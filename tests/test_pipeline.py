@@ -3,6 +3,7 @@
 import io
 import os
 import signal
+from importlib import metadata
 
 import numpy as np
 import pandas as pd
@@ -41,15 +42,18 @@ def test_main_logs_one_parent_with_three_children_and_reuses_data(store):
     (parent,) = store.runs(step="main")
     assert parent.info.status == "FINISHED"
     assert f"main run {parent.info.run_id}: max_freq=4 seed=0" in done.stdout
+    for noise in ("absl::InitializeLog", "oneDNN", "cuda drivers", "cuInit", "NodeDef"):
+        assert noise not in done.stderr  # TensorFlow's start-up chatter is filtered
 
     params = parent.data.params
     assert params["max_freq"] == "4" and params["epochs"] == "2"
     assert params["backend"] == "tensorflow" and params["divergence_ratio"] == "0.5"
-    assert len(params) == 13
+    assert params["target_scale"] == "none"
+    assert len(params) == 14
     assert HEADLINE <= set(parent.data.metrics)
     assert parent.data.metrics["diverged"] in (0.0, 1.0)
     assert parent.data.tags["diverged_reason"] in ("none", "mae_ratio", "nonfinite_loss")
-    assert parent.data.tags["versions.keras"] == "3.15.1"
+    assert parent.data.tags["versions.keras"] == metadata.version("keras")
     assert parent.data.tags["data_reused"] == "false"
     loss = MlflowClient().get_metric_history(parent.info.run_id, "loss")
     assert sorted(m.step for m in loss) == [0, 1]
@@ -127,7 +131,12 @@ def test_steps_run_alone_chained_by_run_id_on_jax(store):
 @pytest.mark.parametrize(
     ("entry", "params", "message"),
     [
-        ("main", {"max_freq": "1"}, "max_freq=1 is not allowed: expected an integer ≥ 2"),
+        (  # max_freq=2 once crashed in evaluate (one frequency: a zero baseline MAE)
+            "main",
+            {"max_freq": "2"},
+            "max_freq=2 is not allowed: expected an integer ≥ 3 (at 2 there is one frequency: "
+            "nothing to tell apart)",
+        ),
         (
             "main",
             {"backend": "torch"},
@@ -152,17 +161,37 @@ def test_bad_input_fails_with_one_line_and_a_failed_run(store, entry, params, me
     assert not MlflowClient().list_artifacts(run.info.run_id)
 
 
-def test_sigterm_marks_runs_killed(store):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_marks_runs_killed_and_keeps_every_finished_epoch(store, signum):
     proc = store.start(
         "pipeline.main", "--max_freq", "4", "--samples_per_freq", "2", "--epochs", "100000"
     )
-    store.wait_for(1, step="train")
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    store.wait_for(1, step="train")  # then 2 s more: some epochs done, none flushed yet
+    proc.send_signal(signum)
+    _, err = store.finish(proc, 60)
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted; the run was marked KILLED" in err
     statuses = {r.data.tags["step"]: r.info.status for r in store.runs()}
     assert statuses == {"main": "KILLED", "generate_data": "FINISHED", "train": "KILLED"}
+
+
+def test_an_interrupted_training_keeps_every_epoch_it_finished(store, monkeypatch):
+    """In process: the interrupt lands after 5 epochs, before the 10-s flush of the loss."""
+    from pipeline import generate_data, train
+
+    def five_epochs_then_ctrl_c(cfg, data, on_epoch):
+        for epoch in range(5):
+            on_epoch(epoch, 1.0 / (epoch + 1))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train", five_epochs_then_ctrl_c)
+    data_run_id = generate_data.run_step(DataConfig(max_freq=3, samples_per_freq=2))
+    with pytest.raises(KeyboardInterrupt):
+        train.run_step(TrainConfig(epochs=100), data_run_id)
+    (run,) = store.runs(step="train")
+    assert run.info.status == "KILLED"
+    history = MlflowClient().get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(e, 1.0 / (e + 1)) for e in range(5)]
 
 
 def test_nan_loss_finishes_as_diverged(store):
@@ -181,3 +210,16 @@ def test_nan_loss_finishes_as_diverged(store):
     assert train_run.data.metrics["epochs_completed"] < 5
     assert eval_run.data.metrics["diverged"] == 1
     assert eval_run.data.tags["diverged_reason"] == "nonfinite_loss"
+
+
+def test_the_original_preset_runs_with_one_epoch_and_a_tiny_network(store):
+    """In process: the full original data (300 series × 2,000 points), shrunk network."""
+    from pipeline.config import ORIGINAL, PipelineConfig
+    from pipeline.main import run_pipeline
+
+    raw = {**ORIGINAL, "epochs": 1, "lstm_units": 2, "dense_units": 2, "batch_size": 100}
+    _, metrics = run_pipeline(PipelineConfig.from_strings(raw))
+    (run,) = store.runs(step="main")
+    assert run.info.status == "FINISHED" and run.data.params["time_steps"] == "2000"
+    assert metrics["baseline_mae_train"] == pytest.approx(75.0)  # |f − 150.5| over f = 1…300
+    assert "aliasing_warning" not in run.data.tags

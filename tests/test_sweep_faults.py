@@ -21,15 +21,6 @@ SWEEP = [
 RETRIED = "its worker process died before the run ended; the job was run again"
 
 
-def _finish(proc: subprocess.Popen, timeout_s: float) -> tuple[str, str]:
-    try:
-        return proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-
-
 def _training_workers(store, proc, study: str) -> list[int]:
     def ready():
         training = [r for r in store.runs(step="train") if r.info.status == "RUNNING"]
@@ -40,7 +31,7 @@ def _training_workers(store, proc, study: str) -> list[int]:
         return wait_until(ready, 240, f"both workers of study {study!r} training")
     except AssertionError:
         proc.kill()
-        print(_finish(proc, 30)[1][-3000:], file=sys.stderr)
+        print(store.finish(proc, 30)[1][-3000:], file=sys.stderr)
         raise
 
 
@@ -55,7 +46,7 @@ def test_a_killed_worker_is_replaced_and_its_job_run_again(store):
     proc = store.start("pipeline.sweep", *SWEEP, "--study", "w9")
     victim = _training_workers(store, proc, "w9")[0]
     os.kill(victim, signal.SIGKILL)
-    out, err = _finish(proc, 300)
+    out, err = store.finish(proc, 300)
     assert proc.returncode == 0, err[-3000:]
     assert "killed by SIGKILL; running it again" in err
     mains = _mains(store, "w9")
@@ -77,8 +68,8 @@ def test_a_killed_sweep_takes_its_workers_along_and_resumes_cleanly(store):
     proc = store.start("pipeline.sweep", *SWEEP, "--study", "k9")
     workers = _training_workers(store, proc, "k9")
     os.kill(proc.pid, signal.SIGKILL)
-    _finish(proc, 30)
     wait_until(lambda: not any(alive(p) for p in workers), 60, "the orphaned workers to exit")
+    store.finish(proc, 10)  # the workers held its pipes; they are gone now
 
     mains = _mains(store, "k9")
     assert set(mains) == {"KILLED"} and len(mains["KILLED"]) == 2

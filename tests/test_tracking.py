@@ -201,3 +201,20 @@ def test_an_interrupt_lost_in_a_finaliser_is_sent_again():
     assert "Exception ignored" in proc.stderr  # the first one really was lost
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert float(proc.stdout.split()[2]) < 2.0
+
+
+def test_native_start_up_noise_is_dropped_and_everything_else_passed_on(capfd):
+    import os
+
+    from pipeline.cli import native_noise_filtered
+
+    noise = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1795945089.606056   16458 port.cc:153] oneDNN custom operations are on.\n"
+        "E0000 00:00:1795945094.190817   16458 cuda_platform.cc:52] failed call to cuInit\n"
+    )
+    real = "E0000 00:00:1795945094.190817   16458 gpu_device.cc:2022] Created device GPU:0\n"
+    with native_noise_filtered():
+        os.write(2, (noise + real + "plain words\n").encode())
+    err = capfd.readouterr().err
+    assert err == real + "plain words\n"

@@ -100,6 +100,11 @@ def refusal(others: Sequence[str], tracking_uri: str, artifact_location: str | N
 # --- the task -------------------------------------------------------------------------------
 
 
+def _backend_env(job: Job) -> dict[str, Any]:
+    """Merged by Ray into the job's runtime_env: the task's process starts on its backend."""
+    return {"env_vars": {"KERAS_BACKEND": job.params["backend"]}}
+
+
 def _runtime_env() -> dict[str, Any]:
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
     package = str(Path(pipeline.__file__).resolve().parent)
@@ -258,7 +263,10 @@ class RayExecutor(Executor):
     def run(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Result]]:
         task = ray.remote(**TASK_OPTIONS)(jobs_module.run_job)
         self.pending = {
-            task.options(name=job.name).remote(self.ctx.for_job(job), job): job for job in jobs
+            task.options(name=job.name, runtime_env=_backend_env(job)).remote(
+                self.ctx.for_job(job), job
+            ): job
+            for job in jobs
         }
         while self.pending:
             ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=WAIT_STEP_S)
