@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from analysis import load, report, stats, trends
+from analysis import factors, load, report, stats, trends
 from pipeline import tracking
 from pipeline.config import AnalyzeConfig, UserError
 
@@ -29,18 +29,25 @@ def analyze(
     `log_to_experiment`, else in the active one); returns the report folder."""
     runs = load.load_runs(experiment or None, study or None)
     summary = stats.summarize(runs, ratio)
-    fits = trends.fit(stats.judged(runs, ratio))
+    judged = stats.judged(runs, ratio)
+    fits = trends.fit(judged)
+    comparisons = factors.fit(judged)
     name = study or experiment or "all-experiments"
     out = out_root / name
     title = f"Sine-frequency LSTM: error and divergence vs max_freq ({name})"
-    files = report.write(runs, summary, title, ratio, out, per_max_freq, fits)
+    files = report.write(runs, summary, title, ratio, out, per_max_freq, fits, comparisons)
     if experiment and log_to_experiment:
         tracking.use_experiment(experiment)
     params = {"experiment": experiment, "study": study, "divergence_ratio": ratio or "logged"}
     with tracking.step_run("analysis", params, tags={"study": study} if study else None):
         tracking.log_files(files)
         tracking.log_metrics(
-            {"runs": len(runs), "max_freqs": summary["max_freq"].nunique(), **trends.metrics(fits)}
+            {
+                "runs": len(runs),
+                "max_freqs": summary["max_freq"].nunique(),
+                **trends.metrics(fits),
+                **factors.metrics(comparisons),
+            }
         )
     return out
 

@@ -3,7 +3,9 @@
 Both open with **Findings**: sentences generated from the trend fits (analysis/trends.py) with
 their 95% intervals and run counts, "cannot tell" where an interval spans no effect, and the
 seeds a clear answer would take; one block per setting when parameters other than max_freq
-and seed vary (grid axes or not: the report says which).
+and seed vary (grid axes or not: the report says which). Right after come the sections of
+analysis/factors.py where they apply: "Which cause matters" (or "Factor effects"), one model
+of every varying factor, and "Backends compared".
 """
 
 import base64
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import figures, stats, store, trends
+from analysis import factors, figures, stats, store, trends
 from pipeline.config import DataConfig
 
 FIGURES = (
@@ -306,15 +308,38 @@ def _markdown(sections: list[tuple[str, list[str]]]) -> list[str]:
     return [*out, ""]
 
 
-def _html(sections: list[tuple[str, list[str]]]) -> str:
-    def inline(text: str) -> str:
-        return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+def _inline(text: str) -> str:
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
+
+def _html(sections: list[tuple[str, list[str]]]) -> str:
     items = []
     for title, lines in sections:
-        inner = "".join(f"<li>{inline(line)}</li>" for line in lines)
+        inner = "".join(f"<li>{_inline(line)}</li>" for line in lines)
         items.append(f"<li><b>{html.escape(title)}</b><ul>{inner}</ul></li>" if title else inner)
     return f"<h2>Findings</h2><ul>{''.join(items)}</ul>"
+
+
+def section_markdown(section: factors.Section) -> list[str]:
+    """A factors.Section as markdown lines: title, paragraphs, bullets, table."""
+    out = [f"## {section.title}", ""]
+    for paragraph in section.paragraphs:
+        out += [paragraph, ""]
+    if section.bullets:
+        out += [*(f"- {line}" for line in section.bullets), ""]
+    if len(section.table.columns):
+        out += [markdown_table(section.table), ""]
+    return out
+
+
+def section_html(section: factors.Section) -> str:
+    paragraphs = "".join(f"<p>{_inline(p)}</p>" for p in section.paragraphs)
+    bullets = "".join(f"<li>{_inline(line)}</li>" for line in section.bullets)
+    table = section.table.to_html(index=False, border=0) if len(section.table.columns) else ""
+    return (
+        f"<h2>{html.escape(section.title)}</h2>{paragraphs}"
+        f"{f'<ul>{bullets}</ul>' if bullets else ''}{table}"
+    )
 
 
 # --- the files ------------------------------------------------------------------------------
@@ -328,15 +353,19 @@ def write(
     out: Path,
     per_max_freq: int,
     fits: list[trends.Trends] | None = None,
+    comparisons: factors.Comparisons | None = None,
 ) -> list[Path]:
-    """Every report file under `out`; returns their paths. `fits`: trends.fit of the runs as
-    judged at `ratio` (stats.judged), fitted here if not given."""
+    """Every report file under `out`; returns their paths. `fits` and `comparisons`:
+    trends.fit and factors.fit of the runs as judged at `ratio` (stats.judged), fitted here if
+    not given."""
     out.mkdir(parents=True, exist_ok=True)
     setting = setting_text(runs)
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     judged = stats.judged(runs, ratio)
     fits = trends.fit(judged) if fits is None else fits
+    comparisons = factors.fit(judged) if comparisons is None else comparisons
+    extra = factors.sections(comparisons)
     sample = sample_runs(judged, per_max_freq)
     figures.mae_vs_max_freq(judged, summary, setting, out / FIGURES[0], fits)
     figures.divergence_rate(summary, judged, setting, out / FIGURES[1], fits)
@@ -360,7 +389,9 @@ def write(
         f"{per_max_freq} finished runs per max_freq."
     )
     sections = findings(fits, judged)
-    md = [f"# {title}", "", *_markdown(sections), intro, "", table, ""]
+    md = [f"# {title}", "", *_markdown(sections)]
+    md += [line for section in extra for line in section_markdown(section)]
+    md += [intro, "", table, ""]
     md += [f"![{name}]({name})" for name in FIGURES]
     (out / "report.md").write_text("\n".join(md) + "\n")
 
@@ -374,7 +405,8 @@ def write(
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 6px;text-align:right}img{max-width:100%}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{_html(sections)}<p>{html.escape(intro)}</p>"
+        f"<h1>{html.escape(title)}</h1>{_html(sections)}"
+        f"{''.join(map(section_html, extra))}<p>{html.escape(intro)}</p>"
         f"{readable.to_html(index=False, border=0)}{images}</body></html>"
     )
     (out / "report.html").write_text(page)

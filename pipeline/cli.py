@@ -8,6 +8,7 @@ FAILED run saying the same, and exits 2; Ctrl-C or SIGTERM exits 130 with the ru
 
 import argparse
 import dataclasses
+import importlib.util
 import os
 import re
 import sys
@@ -62,6 +63,8 @@ def activate_backend(name: str) -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # CUDA's probe, and its complaint, happen here
+        elif importlib.util.find_spec("tensorflow"):
+            import tensorflow  # noqa: F401  Keras's data adapters load it on any backend
 
 
 # TensorFlow's C++ start-up lines on a machine without a GPU: written to file descriptor 2

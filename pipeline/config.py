@@ -32,8 +32,16 @@ def _knob(default: Any, help: str, ok: Callable[[Any], bool], allowed: str) -> A
     return field(default=default, metadata={"help": help, "ok": ok, "allowed": allowed})
 
 
-def _at_least(low: int) -> Callable[[Any], bool]:
-    return lambda v: v >= low
+INT_MAX = 2**31 - 1  # sizes: what NumPy and TensorFlow shapes and loops take
+SEED_MAX = 2**32 - 1  # what NumPy's and Keras's seeding takes
+
+
+def _between(low: int, high: int = INT_MAX) -> Callable[[Any], bool]:
+    return lambda v: low <= v <= high
+
+
+def _integers(low: int, high: int = INT_MAX) -> str:
+    return f"an integer from {low} to {high}"
 
 
 def _positive_finite(v: float) -> bool:
@@ -85,19 +93,17 @@ class DataConfig(_Validated):
     max_freq: int = _knob(
         20,
         "frequencies 1 … max_freq−1 are generated",
-        _at_least(3),
-        "an integer ≥ 3 (at 2 there is one frequency: nothing to tell apart)",
+        _between(3),
+        _integers(3) + " (at 2 there is one frequency: nothing to tell apart)",
     )
-    time_steps: int = _knob(
-        100, "points per series, over [φ, 2π+φ]", _at_least(2), "an integer ≥ 2"
-    )
-    samples_per_freq: int = _knob(
-        10, "training series per frequency", _at_least(1), "an integer ≥ 1"
-    )
+    time_steps: int = _knob(100, "points per series, over [φ, 2π+φ]", _between(2), _integers(2))
+    samples_per_freq: int = _knob(10, "training series per frequency", _between(1), _integers(1))
     test_samples_per_freq: int = _knob(
-        10, "held-out series per frequency", _at_least(1), "an integer ≥ 1"
+        10, "held-out series per frequency", _between(1), _integers(1)
     )
-    seed: int = _knob(0, "seed for phases and weights", _at_least(0), "an integer ≥ 0")
+    seed: int = _knob(
+        0, "seed for phases and weights", _between(0, SEED_MAX), _integers(0, SEED_MAX)
+    )
 
     @property
     def aliasing_limit(self) -> float:
@@ -120,10 +126,10 @@ class DataConfig(_Validated):
 class TrainConfig(_Validated):
     """train: Input → LSTM → Dense(relu) → Dropout → Dense(1, relu), Adam on MSE."""
 
-    epochs: int = _knob(200, "training epochs", _at_least(1), "an integer ≥ 1")
-    batch_size: int = _knob(32, "minibatch size", _at_least(1), "an integer ≥ 1")
-    lstm_units: int = _knob(100, "LSTM width", _at_least(1), "an integer ≥ 1")
-    dense_units: int = _knob(100, "hidden Dense width", _at_least(1), "an integer ≥ 1")
+    epochs: int = _knob(200, "training epochs", _between(1), _integers(1))
+    batch_size: int = _knob(32, "minibatch size", _between(1), _integers(1))
+    lstm_units: int = _knob(100, "LSTM width", _between(1), _integers(1))
+    dense_units: int = _knob(100, "hidden Dense width", _between(1), _integers(1))
     dropout: float = _knob(
         0.1, "dropout rate after the hidden Dense", lambda v: 0 <= v < 1, "a number in [0, 1)"
     )
@@ -139,7 +145,9 @@ class TrainConfig(_Validated):
         lambda v: v in TARGET_SCALES,
         " or ".join(TARGET_SCALES),
     )
-    seed: int = _knob(0, "seed for phases and weights", _at_least(0), "an integer ≥ 0")
+    seed: int = _knob(
+        0, "seed for phases and weights", _between(0, SEED_MAX), _integers(0, SEED_MAX)
+    )
 
 
 @dataclass(frozen=True)
@@ -210,7 +218,9 @@ def _study_name(v: str) -> bool:
 
 def _freq_list(text: str) -> bool:
     parts = [p.strip() for p in text.split(",")]
-    return all(p.isdigit() and int(p) >= 3 for p in parts) and len(set(parts)) == len(parts)
+    return all(p.isdigit() and 3 <= int(p) <= INT_MAX for p in parts) and len(set(parts)) == len(
+        parts
+    )
 
 
 @dataclass(frozen=True)
@@ -221,11 +231,13 @@ class SweepConfig(_Validated):
         "5,10,20,30,40",
         "comma-separated max_freq values",
         _freq_list,
-        "distinct integers ≥ 3, comma-separated",
+        f"distinct integers from 3 to {INT_MAX}, comma-separated",
     )
-    seeds: int = _knob(5, "seeds 0 … seeds−1 for each max_freq", _at_least(1), "an integer ≥ 1")
+    seeds: int = _knob(
+        5, "seeds 0 … seeds−1 for each max_freq", _between(1, SEED_MAX), _integers(1, SEED_MAX)
+    )
     workers: int = _knob(
-        0, "parallel worker processes; 0 = one per CPU core", _at_least(0), "an integer ≥ 0"
+        0, "parallel worker processes; 0 = one per CPU core", _between(0), _integers(0)
     )
     study: str = _knob(
         "",
@@ -286,8 +298,8 @@ class AnalyzeConfig(_Validated):
     curves_per_max_freq: int = _knob(
         20,
         "runs per max_freq read for learning curves and error by frequency",
-        _at_least(1),
-        "an integer ≥ 1",
+        _between(1),
+        _integers(1),
     )
 
     @property

@@ -125,10 +125,17 @@ def run_step(cfg: DataConfig, parent_run_id: str | None = None) -> str:
 def main(argv: list[str] | None = None) -> None:
     from pipeline import cli
 
+    def build(raw: dict[str, str]) -> DataConfig:
+        from pipeline import resources
+
+        cfg = DataConfig.from_strings(raw)
+        resources.check_data(cfg)  # what cannot fit is refused before any work
+        return cfg
+
     cli.run(
         "generate_data",
         __doc__,
-        DataConfig.from_strings,
+        build,
         lambda cfg, raw: run_step(cfg),
         [DataConfig],
         argv,

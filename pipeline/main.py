@@ -73,7 +73,7 @@ def run_pipeline(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline import cli
+    from pipeline import cli, resources
 
     def execute(cfg: PipelineConfig, raw: dict[str, str]) -> None:
         cli.activate_backend(cfg.train.backend)
@@ -85,10 +85,15 @@ def main(argv: list[str] | None = None) -> None:
             f"(constant baseline {m['baseline_mae_train']:.3f}), fit {m['fit_seconds']:.1f} s"
         )
 
+    def build(raw: dict[str, str]) -> PipelineConfig:
+        cfg = PipelineConfig.from_strings(raw)
+        resources.check(cfg)  # what cannot fit is refused before any work
+        return cfg
+
     cli.run(
         "main",
         __doc__,
-        PipelineConfig.from_strings,
+        build,
         execute,
         [DataConfig, TrainConfig, EvalConfig],
         argv,

@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline import tracking
+from pipeline import resources, tracking
 from pipeline.config import (
     PASSED_THROUGH,
     ConfigError,
@@ -208,7 +208,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def build(raw: dict[str, Any]) -> tuple[SweepConfig, dict[str, Any]]:
         sweep = SweepConfig.from_strings(raw)
-        plan(sweep, raw)  # validates every experiment parameter before any run starts
+        jobs = plan(sweep, raw)  # validates every experiment parameter before any run starts
+        # Every pair must fit, as many at once as there are workers.
+        at_once = min(sweep.workers or os.cpu_count() or 1, len(jobs))
+        configs = [PipelineConfig.from_strings(job.params) for job in jobs]
+        resources.check(resources.largest(configs), copies=at_once)
         return sweep, raw
 
     def execute(cfg: tuple[SweepConfig, dict[str, Any]], raw: dict[str, Any]) -> None:

@@ -63,10 +63,10 @@ def train(
             )
         )
     start = time.perf_counter()
-    # TensorFlow's first fit in a process logs a harmless NodeDef version notice at error
-    # level; that fit's native stderr is filtered like the import's (pipeline/cli.py).
-    first = _first_fit and keras.backend.backend() == "tensorflow"
-    with native_noise_filtered() if first else contextlib.nullcontext():
+    # The first fit in a process may import TensorFlow (Keras's data adapters do, whatever the
+    # backend) and logs a harmless NodeDef version notice at error level: its native stderr is
+    # filtered like the import's (pipeline/cli.py).
+    with native_noise_filtered() if _first_fit else contextlib.nullcontext():
         history = model.fit(
             data.x,
             data.freq / np.float32(scale),
@@ -80,6 +80,20 @@ def train(
     if scale != 1.0:
         model = with_output_scale(model, scale)
     return TrainResult(model, [float(v) for v in history.history["loss"]], seconds)
+
+
+def check_data_for_training(cfg: TrainConfig, data: Dataset) -> None:
+    """Data given to `train` on its own: finite, and small enough to train on here."""
+    from pipeline import resources
+
+    bad = ~np.isfinite(data.x).all(axis=(1, 2)) | ~np.isfinite(data.freq)
+    if bad.any():
+        raise UserError(
+            f"data has {int(bad.sum())} series with NaN or infinite values (first: row "
+            f"{int(np.argmax(bad))}): expected finite numbers; regenerate it with generate_data"
+        )
+    needs = resources.training_needs(cfg, data.x.shape[1], len(data))
+    resources.refuse_if_too_big(needs, values=cfg.as_params())
 
 
 _first_fit = [True]  # emptied after the process's first fit
@@ -131,7 +145,14 @@ def run_step(
         data_uri = resolve_data(data_ref)
         tracking.set_tags({"data_uri": data_uri, "keras_backend": keras.backend.backend()})
         if datasets is None:
-            datasets = generate_data.load(tracking.download(data_uri))
+            try:
+                datasets = generate_data.load(tracking.download(data_uri))
+            except UserError as exc:
+                raise UserError(
+                    f"data={data_ref!r} is not allowed: expected a generate_data run id or the "
+                    f"URI of its data folder ({exc})"
+                ) from None
+            check_data_for_training(cfg, datasets["train"])
         loss_log = tracking.SeriesLogger("loss")
         try:
             result = train(cfg, datasets["train"], on_epoch=loss_log)
