@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
             tracking.record_failure("analysis", raw, str(exc))
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # the report folder: written before the store is touched
+        fault = tracking.describe_fault(exc)
+        print(f"error: out={raw['out']!r}: {fault or tracking.one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
     print(f"report: {out / 'report.html'} (and report.md, summary.csv, runs.csv, figures)")
 
 

@@ -132,8 +132,11 @@ def run(
         sys.stdout.flush()
         # The runs are closed; don't wait on backend worker threads that may never finish.
         os._exit(130)
-    except Exception:
+    except Exception as exc:
         lost_store()
+        fault = tracking.describe_fault(exc)  # a full disk, a locked or corrupt store
+        if fault:
+            fail(UserError(fault))
         raise
 
 

@@ -13,7 +13,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from pipeline import evaluate, generate_data, plots, tracking, train
-from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainConfig
+from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainConfig, UserError
 from pipeline.references import reference_metrics
 
 
@@ -25,7 +25,10 @@ def data_for(cfg: DataConfig) -> tuple[str, dict[str, generate_data.Dataset], bo
         experiment_id, {tracking.STEP_TAG: "generate_data", "data_key": key}
     )
     if reused:
-        return reused, generate_data.load(tracking.download(f"runs:/{reused}/data")), True
+        try:
+            return reused, generate_data.load(tracking.download(f"runs:/{reused}/data")), True
+        except UserError:  # its artifacts were deleted or damaged: make the data again
+            pass
     run_id = generate_data.run_step(cfg)
     return run_id, generate_data.generate(cfg), False
 

@@ -14,11 +14,13 @@ What it guarantees:
 """
 
 import contextlib
+import errno
 import functools
 import hashlib
 import io
 import os
 import platform
+import shutil
 import signal
 import sys
 import tempfile
@@ -30,7 +32,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import mlflow
 from mlflow.entities import Metric, Run, RunStatus
@@ -278,16 +280,30 @@ def step_run(
         reason = getattr(exc, "reason", None) or next(iter(_interrupt_reason), None)
         if reason:
             _quietly(mlflow.set_tag, ERROR_TAG, reason)
+        _quietly(_drop_local_artifacts, run.info.artifact_uri)
         _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException as exc:
         _heartbeat.discard(run_id)
         _quietly(mlflow.set_tag, ERROR_TAG, one_line(exc))
+        _quietly(_drop_local_artifacts, run.info.artifact_uri)
         _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.FAILED))
         raise
     else:
         _heartbeat.discard(run_id)
         mlflow.end_run()
+
+
+def _drop_local_artifacts(artifact_uri: str) -> None:
+    """A step that did not finish keeps no artifacts: whatever it had written when it failed
+    (a disk filling up mid-copy, say) would be half of a whole. Local artifact folders only;
+    a server's artifact store keeps what it received."""
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme not in ("", "file"):
+        return
+    folder = Path(unquote(parsed.path))
+    for child in folder.iterdir() if folder.is_dir() else ():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def _quietly(call, *args: Any) -> None:
@@ -301,8 +317,49 @@ def _quietly(call, *args: Any) -> None:
 
 
 def one_line(exc: BaseException) -> str:
+    fault = describe_fault(exc)
+    if fault:
+        return fault
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
+
+
+_DISK_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EFBIG: "the file size limit was hit",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EACCES: "permission denied",
+    errno.EROFS: "the file system is read-only",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+}
+
+
+def describe_fault(exc: BaseException) -> str | None:
+    """One line for a fault of the machine rather than of the code: a full or unwritable
+    disk, a locked or corrupt SQLite store. None for anything else."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # MLflow wraps the OSError or sqlite3 error
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+            where = f" {exc.filename}" if exc.filename else ""
+            return f"cannot write{where}: {_DISK_ERRNOS[exc.errno]} ({exc.strerror})"
+        text = str(exc)
+        store = _redacted(tracking_uri())
+        if "database is locked" in text:
+            return (
+                f"tracking store {store} is locked by another process and stayed locked past "
+                "the wait; run again when it is free"
+            )
+        if "file is not a database" in text or "database disk image is malformed" in text:
+            return f"tracking store {store} is not a readable MLflow database; it was not modified"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _redacted(uri: str) -> str:
+    parsed = urlparse(uri)
+    return uri.replace(f"{parsed.password}@", "***@") if parsed.password else uri
 
 
 def record_failure(step: str, params: Mapping[str, Any], message: str) -> None:

@@ -17,6 +17,7 @@ from pipeline.config import (
     PipelineConfig,
     SweepConfig,
     TrainConfig,
+    UserError,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,3 +145,26 @@ def test_the_original_preset_is_the_makefiles_and_valid():
     data = DataConfig.from_strings({k: str(v) for k, v in ORIGINAL.items()})
     assert (data.max_freq, data.time_steps, data.samples_per_freq) == (301, 2000, 1)
     assert not data.aliased  # the highest frequency, 300, is far below (2000 − 1)/2
+
+
+def test_a_second_backend_in_one_process_is_refused():
+    import keras
+
+    from pipeline.cli import activate_backend
+
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+    with pytest.raises(UserError) as err:
+        activate_backend(other)
+    assert str(err.value) == (
+        f"backend={other!r} is not allowed: Keras is already running on "
+        f"{keras.backend.backend()!r} in this process"
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "nan", "inf"])
+def test_the_analysis_divergence_ratio_is_validated(value):
+    with pytest.raises(ConfigError) as err:
+        AnalyzeConfig.from_strings({"divergence_ratio": value})
+    assert str(err.value) == (
+        f"divergence_ratio={value!r} is not allowed: expected a number > 0, or empty"
+    )

@@ -50,11 +50,19 @@ def test_deterministic_in_the_seed_and_test_stream_independent():
     assert np.array_equal(more["train"].x, a["train"].x)
 
 
-def test_data_key_tracks_every_data_parameter():
+def test_data_key_tracks_every_data_parameter_and_the_format(monkeypatch):
+    from pipeline import generate_data
+
     base = DataConfig()
     assert data_key(base) == data_key(DataConfig())
-    for change in ({"max_freq": 21}, {"seed": 1}, {"time_steps": 99}, {"samples_per_freq": 9}):
-        assert data_key(DataConfig(**change)) != data_key(base)
+    changes = {"max_freq": 21, "seed": 1, "time_steps": 99, "samples_per_freq": 9,
+               "test_samples_per_freq": 9}  # fmt: skip
+    assert set(changes) == {f.name for f in dataclasses.fields(DataConfig)}  # every one
+    for name, value in changes.items():
+        assert data_key(DataConfig(**{name: value})) != data_key(base), name
+    before = data_key(base)
+    monkeypatch.setattr(generate_data, "DATA_FORMAT", generate_data.DATA_FORMAT + 1)
+    assert data_key(base) != before  # new arrays for the same config: old data not reused
 
 
 def test_npz_round_trip_and_malformed_input(tmp_path):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from pipeline.config import ConfigError, SweepConfig
+from pipeline.config import ConfigError, PipelineConfig, SweepConfig
 from pipeline.jobs import Context
-from pipeline.sweep import grid_axes, plan, study_name
+from pipeline.sweep import grid_axes, plan, run_key, study_name
 
 RAW = {"max_freqs": "5,10", "seeds": "2"}
 
@@ -69,3 +69,61 @@ def test_bad_axis_values_are_refused_before_anything_runs(name, value, message):
     with pytest.raises(ConfigError) as err:
         _plan(**{name: value})
     assert str(err.value).startswith(message)
+
+
+def test_run_key_changes_with_any_parameter_and_with_the_code(monkeypatch):
+    from pipeline import sweep as sweep_module
+    from pipeline import tracking
+
+    params = PipelineConfig.from_strings({}).as_params()
+    key = run_key(params)
+    assert run_key(dict(params)) == key
+    for name in params:
+        changed = {**params, name: f"{params[name]}x"}
+        assert run_key(changed) != key, name
+    monkeypatch.setattr(tracking, "code_version", lambda: "other-code")
+    assert sweep_module.run_key(params) != key
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"max_freqs": "5,5"}, "max_freqs='5,5' is not allowed: expected distinct integers"),
+        (
+            {"max_freqs": "5,2"},
+            "max_freqs='5,2' is not allowed: expected distinct integers from 3",
+        ),
+        ({"study": "a b"}, "study='a b' is not allowed: expected letters, digits, '-' and '_'"),
+        (
+            {"study": "x" * 65},
+            "is not allowed: expected letters, digits, '-' and '_' (at most 64)",
+        ),
+        ({"executor": "slurm"}, "executor='slurm' is not allowed: expected local or ray"),
+        ({"ray_address": "host"}, "ray_address='host' is not allowed: expected empty, 'auto'"),
+    ],
+)
+def test_sweep_settings_are_validated(raw, message):
+    with pytest.raises(ConfigError) as err:
+        SweepConfig.from_strings(raw)
+    assert message in str(err.value)
+
+
+def test_a_failing_job_is_a_result_and_is_counted(monkeypatch):
+    """run_job never raises for a failed run (the sweep goes on); the books count it."""
+    from pipeline import jobs, main
+    from pipeline.sweep import Bookkeeper
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(main, "run_pipeline", boom)
+    monkeypatch.setattr(jobs, "prepare_worker", lambda ctx: None)
+    monkeypatch.setattr(jobs.tracking, "end_previous_attempts", lambda *a: None)
+    job = _plan()[0]
+    result = jobs.run_job(Context("sqlite:///x.db", "1", "r", "s", "tensorflow"), job)
+    assert result.status == jobs.FAILED and result.error == "RuntimeError: boom"
+    books = Bookkeeper(total=2, skipped=0)
+    books.book(job, result)
+    books.book(job, jobs.Result(jobs.FINISHED, 1.0, "id", {"diverged": 0.0, "mae_test": 0.5}))
+    books.close()
+    assert books.counts["runs_failed"] == 1 and books.counts["runs_finished"] == 1

@@ -1,9 +1,11 @@
 """Integration: the real `mlflow run . --env-manager local` against a temporary store."""
 
+import dataclasses
 import io
 import os
 import signal
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -51,8 +53,10 @@ def test_main_logs_one_parent_with_three_children_and_reuses_data(store):
     assert params["target_scale"] == "none"
     assert len(params) == 14
     assert HEADLINE <= set(parent.data.metrics)
-    assert parent.data.metrics["diverged"] in (0.0, 1.0)
-    assert parent.data.tags["diverged_reason"] in ("none", "mae_ratio", "nonfinite_loss")
+    reason = parent.data.tags["diverged_reason"]
+    assert parent.data.metrics["diverged"] == float(reason != "none")
+    ratio = parent.data.metrics["mae_ratio_train"]  # the verdict follows from the logged ratio
+    assert reason == ("mae_ratio" if ratio >= 0.5 else "none")
     assert parent.data.tags["versions.keras"] == metadata.version("keras")
     assert parent.data.tags["data_reused"] == "false"
     loss = MlflowClient().get_metric_history(parent.info.run_id, "loss")
@@ -223,3 +227,35 @@ def test_the_original_preset_runs_with_one_epoch_and_a_tiny_network(store):
     assert run.info.status == "FINISHED" and run.data.params["time_steps"] == "2000"
     assert metrics["baseline_mae_train"] == pytest.approx(75.0)  # |f − 150.5| over f = 1…300
     assert "aliasing_warning" not in run.data.tags
+
+
+def test_data_is_reused_only_from_a_finished_run_of_the_same_data_with_its_files(store):
+    """In process: which generate_data run `main` takes its data from."""
+    import mlflow
+
+    from pipeline import tracking
+    from pipeline.main import data_for
+
+    tracking.use_experiment(experiment_id=store.experiment_id)
+    cfg = DataConfig(max_freq=3, samples_per_freq=2, test_samples_per_freq=1)
+    with mlflow.start_run():  # as under a main run
+        _reuse_rules(cfg, data_for)
+
+
+def _reuse_rules(cfg, data_for) -> None:
+    import shutil
+
+    first, _, reused = data_for(cfg)
+    assert not reused
+    assert data_for(cfg)[:1] == (first,) and data_for(cfg)[2]  # same data: reused
+    other, _, reused = data_for(dataclasses.replace(cfg, test_samples_per_freq=2))
+    assert other != first and not reused  # any changed data parameter: new data
+
+    MlflowClient().set_terminated(first, "KILLED")  # an unfinished data run is never reused
+    again, _, reused = data_for(cfg)
+    assert again != first and not reused
+
+    folder = Path(MlflowClient().get_run(again).info.artifact_uri.removeprefix("file://"))
+    shutil.rmtree(folder / "data")  # its files are gone: regenerate instead of failing
+    third, sets, reused = data_for(cfg)
+    assert third not in (first, again) and not reused and len(sets["train"]) == 4

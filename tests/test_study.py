@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
@@ -90,7 +91,20 @@ def test_sweep_resume_and_report(store, tmp_path):
     ]
     assert summary["finished"].tolist() == [1, 1, 1, 1] and summary["failed"].sum() == 1
     assert sorted(summary["runs"]) == [1, 1, 1, 2]
-    assert len(pd.read_csv(folder / "runs.csv")) == 5
+    table = pd.read_csv(folder / "runs.csv")
+    assert len(table) == 5
+    finished = table[table["status"] == "FINISHED"].set_index(["backend", "max_freq"])
+    for row in summary.itertuples():  # the numbers are the runs' numbers (one per cell here)
+        run = finished.loc[(row.backend, row.max_freq)]
+        assert row.mae_test_median == pytest.approx(run["mae_test"])
+        assert row.diverged == int(run["diverged"])
+    # The error-by-frequency figure is drawn from every sampled run's prediction file.
+    from analysis import load
+    from analysis import report as reporting
+
+    sample = reporting.sample_runs(load.load_runs(study="tiny"), 20)
+    errors = reporting.prediction_errors(sample)
+    assert len(sample) == 4 and len(errors) == 2 * 4 + 2 * 6  # (max_freq − 1) × 2 test series
     for name in ("mae_vs_max_freq", "divergence_rate", "learning_curves", "error_by_frequency"):
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     html = (folder / "report.html").read_text()
@@ -147,8 +161,9 @@ def test_interrupted_sweep_leaves_nothing_running(store):
     assert not any(status == "RUNNING" for _, status in statuses)
 
 
-def test_sqlite_fast_path_reads_what_the_mlflow_api_reads(store):
-    """analysis.store reads MLflow's tables directly; it must agree with the public API."""
+def test_sqlite_fast_path_reads_what_the_mlflow_api_reads(store, monkeypatch):
+    """analysis.store reads MLflow's tables directly; it must agree with the public API, and
+    the fast path must really be the one taken (its fallback is the API itself)."""
     import mlflow
     import numpy as np
 
@@ -164,14 +179,25 @@ def test_sqlite_fast_path_reads_what_the_mlflow_api_reads(store):
                 mlflow.log_metric("loss", loss, step=step)
     with mlflow.start_run():
         mlflow.set_tags({"step": "main", "study": "other"})
-    fast, api = load_runs(study="s"), load_runs(study="s", fast=False)
-    assert len(fast) == 2 and fast["study"].eq("s").all()
-    pd.testing.assert_frame_equal(fast, api[fast.columns], check_like=True)
-    ids = list(fast["run_id"])
-    quick = fast_store.metric_histories(ids, "loss")
+    api = load_runs(study="s", fast=False)
+    ids = list(api["run_id"])
     slow = fast_store.metric_histories(ids, "loss", fast=False)
+    slow_uris = fast_store.artifact_uris(ids, fast=False)
+
+    def no_api(*args, **kwargs):
+        raise AssertionError("the fast path fell back to the MLflow API")
+
+    from pipeline import tracking
+
+    for name in ("search_frame", "metric_history", "artifact_uri"):
+        monkeypatch.setattr(tracking, name, no_api)
+    fast = load_runs(study="s")
+    assert len(fast) == 2 and fast["study"].eq("s").all()
+    assert set(fast.columns) == set(api.columns)  # every column, not only the fast path's own
+    pd.testing.assert_frame_equal(fast, api, check_like=True)
+    quick = fast_store.metric_histories(ids, "loss")
     assert quick.keys() == slow.keys()
     for run_id in ids:
         np.testing.assert_array_equal(quick[run_id], slow[run_id])
         assert len(quick[run_id]) == 3 and np.isnan(quick[run_id][1])
-    assert fast_store.artifact_uris(ids) == fast_store.artifact_uris(ids, fast=False)
+    assert fast_store.artifact_uris(ids) == slow_uris
