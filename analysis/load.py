@@ -6,6 +6,7 @@ floats, and `status` keeps FAILED/KILLED/RUNNING runs (counted by the summary, n
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 
 from analysis import store
@@ -57,8 +58,11 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
         if kind is str:
             out[name] = column.astype("string")
         else:
-            numbers = pd.to_numeric(column, errors="coerce")
-            out[name] = numbers.astype("Int64") if kind is int else numbers.astype(float)
+            numbers = pd.to_numeric(column, errors="coerce").astype(float)
+            if kind is int:  # a refused run may carry any text ('inf', '1e309', '9' * 30)
+                whole = np.isfinite(numbers) & (numbers.abs() < 2**62) & (numbers % 1 == 0)
+                numbers = numbers.where(whole).astype("Int64")
+            out[name] = numbers
     for tag in TAGS:
         column = raw.get(f"tags.{tag}")
         out[tag] = column.astype("string") if column is not None else pd.NA
