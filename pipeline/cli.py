@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from pipeline import tracking
@@ -55,7 +56,11 @@ def activate_backend(name: str) -> None:
                 f"{keras.backend.backend()!r} in this process"
             )
     os.environ["KERAS_BACKEND"] = name
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logging after start-up
+    # TensorFlow's C++ log level after start-up: on a machine without a GPU its error-level
+    # lines are version notices (NodeDef attributes) and CUDA probes, not errors of the run;
+    # with a GPU, errors stay visible. A value the user set is kept.
+    no_gpu = not Path("/dev/nvidia0").exists() and "CUDA_VISIBLE_DEVICES" not in os.environ
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if no_gpu else "2")
     with native_noise_filtered():
         import keras
 

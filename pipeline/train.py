@@ -11,7 +11,6 @@ A non-finite loss stops training early; the run still finishes and evaluate call
     mlflow run . -e train -P data=<generate_data run id> -P epochs=200 --env-manager local
 """
 
-import contextlib
 import re
 import sys
 import time
@@ -23,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from pipeline import generate_data
-from pipeline.cli import native_noise_filtered
 from pipeline.config import TrainConfig, UserError
 from pipeline.generate_data import Dataset
 from pipeline.model import build_model, with_output_scale
@@ -63,19 +61,14 @@ def train(
             )
         )
     start = time.perf_counter()
-    # The first fit in a process may import TensorFlow (Keras's data adapters do, whatever the
-    # backend) and logs a harmless NodeDef version notice at error level: its native stderr is
-    # filtered like the import's (pipeline/cli.py).
-    with native_noise_filtered() if _first_fit else contextlib.nullcontext():
-        history = model.fit(
-            data.x,
-            data.freq / np.float32(scale),
-            batch_size=cfg.batch_size,
-            epochs=cfg.epochs,
-            verbose=0,
-            callbacks=callbacks,
-        )
-    _first_fit.clear()
+    history = model.fit(
+        data.x,
+        data.freq / np.float32(scale),
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        verbose=0,
+        callbacks=callbacks,
+    )
     seconds = time.perf_counter() - start
     if scale != 1.0:
         model = with_output_scale(model, scale)
@@ -94,9 +87,6 @@ def check_data_for_training(cfg: TrainConfig, data: Dataset) -> None:
         )
     needs = resources.training_needs(cfg, data.x.shape[1], len(data))
     resources.refuse_if_too_big(needs, values=cfg.as_params())
-
-
-_first_fit = [True]  # emptied after the process's first fit
 
 
 def target_scale(cfg: TrainConfig, data: Dataset) -> float:

@@ -38,7 +38,6 @@ class Store:
             MLFLOW_TRACKING_URI=self.uri,
             MLFLOW_EXPERIMENT_ID=self.experiment_id,
             PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            TF_CPP_MIN_LOG_LEVEL="2",
         )
         return env
 

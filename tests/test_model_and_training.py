@@ -118,6 +118,7 @@ def test_reference_setting_learns_max_freq_10():
     assert ev.metrics["mae_ratio_train"] < 0.2 and ev.metrics["mae_test"] < 0.5
 
 
+@pytest.mark.slow  # two fresh jax processes (~55 s)
 def test_jax_backend_is_reproducible_across_processes():
     """Same seed, same backend, two fresh processes: identical loss curves (jax on CPU)."""
     import os

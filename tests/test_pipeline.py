@@ -115,6 +115,7 @@ def test_main_logs_one_parent_with_three_children_and_reuses_data(store):
     assert steps == ["train", "evaluate"]
 
 
+@pytest.mark.slow  # three `mlflow run` launches on jax (~95 s)
 def test_steps_run_alone_chained_by_run_id_on_jax(store):
     data_params = {k: TINY[k] for k in ("max_freq", "samples_per_freq", "test_samples_per_freq")}
     assert store.mlflow_run("generate_data", **data_params).returncode == 0

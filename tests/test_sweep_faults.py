@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import ROOT
 from procs import alive, spawned_workers, wait_until
 
@@ -15,7 +16,7 @@ from pipeline.tracking import HEARTBEAT_TAG
 
 # Long enough (tens of seconds) to be killed mid-training, short enough to finish after.
 SWEEP = [
-    "--max_freqs", "3", "--seeds", "2", "--epochs", "600", "--workers", "2",
+    "--max_freqs", "3", "--seeds", "2", "--epochs", "300", "--workers", "2",
     "--samples_per_freq", "2", "--test_samples_per_freq", "2",
 ]  # fmt: skip
 RETRIED = "its worker process died before the run ended; the job was run again"
@@ -42,6 +43,7 @@ def _mains(store, study: str) -> dict[str, list]:
     return by_status
 
 
+@pytest.mark.slow  # a real sweep to the end (~90 s); test_ray kills a worker in make test
 def test_a_killed_worker_is_replaced_and_its_job_run_again(store):
     proc = store.start("pipeline.sweep", *SWEEP, "--study", "w9")
     victim = _training_workers(store, proc, "w9")[0]
