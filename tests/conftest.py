@@ -34,6 +34,9 @@ class Store:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("MLFLOW_EXPERIMENT_NAME", None)
+        # Importing TensorFlow in this process sets TF_CPP_MIN_LOG_LEVEL=1 here: children get
+        # the pipeline's own default, as a user's commands do.
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
         env.update(
             MLFLOW_TRACKING_URI=self.uri,
             MLFLOW_EXPERIMENT_ID=self.experiment_id,
@@ -60,6 +63,9 @@ class Store:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            # A shell that started the suite in the background makes SIGINT ignored, and the
+            # child would inherit that: give it the default (Ctrl-C ends the run).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.started.append(proc)
         return proc

@@ -166,7 +166,9 @@ def test_bad_input_fails_with_one_line_and_a_failed_run(store, entry, params, me
     assert not MlflowClient().list_artifacts(run.info.run_id)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+)
 def test_a_signal_marks_runs_killed_and_keeps_every_finished_epoch(store, signum):
     proc = store.start(
         "pipeline.main", "--max_freq", "4", "--samples_per_freq", "2", "--epochs", "100000"
