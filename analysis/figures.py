@@ -31,6 +31,12 @@ def _aliasing_lines(ax, runs: pd.DataFrame) -> None:
             )  # fmt: skip
 
 
+def _fit_with_band(ax, curve, column: str, color, label: str) -> None:
+    """A fitted curve (`column` against max_freq) and its 95% band, in the setting's colour."""
+    ax.plot(curve["max_freq"], curve[column], color=color, lw=2, label=label)
+    ax.fill_between(curve["max_freq"], curve["low"], curve["high"], color=color, alpha=0.15)
+
+
 def _finish(fig, ax, path: Path, title: str) -> None:
     ax.set_title(textwrap.fill(title, 90), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
@@ -131,18 +137,13 @@ def mae_vs_max_freq(
             curve = trends.error_curve(
                 e, np.geomspace(rows["max_freq"].min(), rows["max_freq"].max(), 100)
             )
-            ax.plot(
-                curve["max_freq"],
-                curve["mae"],
-                color=color,
-                lw=2,
-                label=(
-                    f"{prefix}fit ∝ max_freq^{e.exponent:.2f} [{e.low:.2f}, {e.high:.2f}], "
-                    f"{e.runs} runs"
-                ),
-            )
-            ax.fill_between(
-                curve["max_freq"], curve["low"], curve["high"], color=color, alpha=0.15
+            _fit_with_band(
+                ax,
+                curve,
+                "mae",
+                color,
+                f"{prefix}fit ∝ max_freq^{e.exponent:.2f} [{e.low:.2f}, {e.high:.2f}], "
+                f"{e.runs} runs",
             )
         for ref, style, text in (
             ("ref_fft_mae_test_median", "--", "FFT peak (no learning)"),
@@ -199,18 +200,13 @@ def divergence_rate(
             grid = np.linspace(rows["max_freq"].min(), rows["max_freq"].max(), 200)
             curve = trends.divergence_curve(d, grid)
             how = "Firth logistic" if d.method == "firth" else "logistic"
-            ax.plot(
-                curve["max_freq"],
-                curve["rate"],
-                color=color,
-                lw=2,
-                label=(
-                    f"{prefix}{how} fit: odds ×{d.or10:.3g} [{d.or10_low:.3g}, "
-                    f"{d.or10_high:.3g}] per +{trends.PER}"
-                ),
-            )
-            ax.fill_between(
-                curve["max_freq"], curve["low"], curve["high"], color=color, alpha=0.15
+            _fit_with_band(
+                ax,
+                curve,
+                "rate",
+                color,
+                f"{prefix}{how} fit: odds ×{d.or10:.3g} [{d.or10_low:.3g}, "
+                f"{d.or10_high:.3g}] per +{trends.PER}",
             )
     _aliasing_lines(ax, runs)
     ax.set_ylim(-0.02, 1.05)
