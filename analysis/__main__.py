@@ -6,6 +6,7 @@ report.md and a self-contained report.html, and logs the same files as artifacts
 `analysis` run.
 
     python -m analysis --study <name>          (or: mlflow run . -e analyze -P study=<name>)
+    python -m analysis --study <a>,<b>         (the slices of one study, run apart, as one)
 """
 
 import os
@@ -27,12 +28,12 @@ def analyze(
 ) -> Path:
     """Write the report and log it as an `analysis` run (in `experiment` if
     `log_to_experiment`, else in the active one); returns the report folder."""
-    runs = load.load_runs(experiment or None, study or None)
+    runs = load.load_runs(experiment or None, study.split(",") if study else None)
     summary = stats.summarize(runs, ratio)
     judged = stats.judged(runs, ratio)
     fits = trends.fit(judged)
     comparisons = factors.fit(judged)
-    name = study or experiment or "all-experiments"
+    name = study.replace(",", "+") or experiment or "all-experiments"
     out = out_root / name
     title = f"Sine-frequency LSTM: error and divergence vs max_freq ({name})"
     files = report.write(runs, summary, title, ratio, out, per_max_freq, fits, comparisons)

@@ -28,14 +28,27 @@ TAGS = (
 
 
 def load_runs(
-    experiment: str | None = None, study: str | None = None, fast: bool = True
+    experiment: str | None = None, study: str | list[str] | None = None, fast: bool = True
 ) -> pd.DataFrame:
-    """Every `main` run of the experiment (all experiments if None), optionally of one study."""
-    tags = {"step": "main", **({"study": study} if study else {})}
-    raw = store.search(tracking.experiment_ids(experiment), tags, fast=fast)
-    if raw.empty:
-        where = f"study={study!r}" if study else f"experiment={experiment or 'any'!r}"
-        raise UserError(f"{where} is not allowed: it has no pipeline runs to report on")
+    """Every `main` run of the experiment (all experiments if None), optionally of one study
+    or of several (a list: their runs together, as one study)."""
+    studies = [study] if isinstance(study, str) else list(study or [])
+    experiment_ids = tracking.experiment_ids(experiment)
+    parts = []
+    for name in studies or [""]:
+        part = store.search(
+            experiment_ids, {"step": "main", **({"study": name} if name else {})}, fast=fast
+        )
+        if part.empty:
+            where = (
+                f"study={','.join(studies)!r}"
+                if studies
+                else f"experiment={experiment or 'any'!r}"
+            )
+            which = f" ({name!r} has none)" if len(studies) > 1 else ""
+            raise UserError(f"{where} is not allowed: it has no pipeline runs to report on{which}")
+        parts.append(part)
+    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return tidy(raw)
 
 

@@ -284,7 +284,11 @@ class AnalyzeConfig(_Validated):
 
     experiment: str = _knob("", "experiment name; empty = all", lambda v: True, "any name")
     study: str = _knob(
-        "", "study name (tag `study`); empty = all", _study_name, STUDY_NAME_ALLOWED
+        "",
+        "study name (tag `study`), or several separated by commas, reported as one "
+        "(the slices of a study run apart); empty = all",
+        lambda v: v == "" or all(name and _study_name(name) for name in v.split(",")),
+        STUDY_NAME_ALLOWED + ", or several such names separated by commas",
     )
     divergence_ratio: str = _knob(
         "",

@@ -168,3 +168,14 @@ def test_the_analysis_divergence_ratio_is_validated(value):
     assert str(err.value) == (
         f"divergence_ratio={value!r} is not allowed: expected a number > 0, or empty"
     )
+
+
+@pytest.mark.parametrize("value", ["a,b", "backends-mf10,backends-mf20-30", "one"])
+def test_the_analysis_takes_one_study_or_several(value):
+    assert AnalyzeConfig.from_strings({"study": value}).study == value
+
+
+@pytest.mark.parametrize("value", ["a,,b", "a,", ",a", "a b", "a,b c"])
+def test_a_bad_study_list_is_refused(value):
+    with pytest.raises(ConfigError, match=rf"^study={value!r} is not allowed: expected letters"):
+        AnalyzeConfig.from_strings({"study": value})

@@ -10,6 +10,8 @@ import pytest
 from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
+from pipeline.config import UserError
+
 SWEEP = {
     "max_freqs": "3,4",
     "seeds": "1",
@@ -202,3 +204,24 @@ def test_sqlite_fast_path_reads_what_the_mlflow_api_reads(store, monkeypatch):
         np.testing.assert_array_equal(quick[run_id], slow[run_id])
         assert len(quick[run_id]) == 3 and np.isnan(quick[run_id][1])
     assert fast_store.artifact_uris(ids) == slow_uris
+
+
+def test_several_studies_load_as_one(store):
+    """The slices of one study, run apart under different names, report together."""
+    import mlflow
+
+    from analysis.load import load_runs
+
+    for study, seed in (("s1", 0), ("s2", 1), ("other", 2)):
+        with mlflow.start_run():
+            mlflow.set_tags({"step": "main", "study": study})
+            mlflow.log_params({"max_freq": "5", "seed": str(seed)})
+            mlflow.log_metric("mae_test", seed + 0.5)
+    for fast in (True, False):
+        runs = load_runs(study=["s1", "s2"], fast=fast)
+        assert sorted(runs["study"]) == ["s1", "s2"]
+        assert runs["mae_test"].tolist() == [0.5, 1.5]
+    with pytest.raises(
+        UserError, match=r"^study='s1,nope' is not allowed: .* \('nope' has none\)"
+    ):
+        load_runs(study=["s1", "nope"])
