@@ -13,11 +13,9 @@ What it guarantees:
 - **One query** for "runs carrying these tags, in these states" (`find_runs`).
 """
 
-import contextlib
 import errno
 import functools
 import hashlib
-import io
 import os
 import platform
 import shutil
@@ -269,10 +267,12 @@ def step_run(
     run_id = run.info.run_id
     _heartbeat.add(run_id)
     try:
-        if not (nested or parent_run_id):
+        if nested or parent_run_id:
+            mlflow.log_params(params)  # a new run: nothing logged yet
+        else:
             # Possibly the run `mlflow run` created: resuming it ignores start_run's tags.
             mlflow.set_tags(all_tags)
-        log_params(params)
+            log_params(params)
         yield run
     except KeyboardInterrupt as exc:
         stopping()
@@ -621,18 +621,18 @@ def log_keras_model(model: Any, example: Any, prediction: Any, requirements: lis
     """The model as the run's `model`, Keras flavour, with signature and input example."""
     from mlflow.models import Model, infer_signature
 
-    # MLflow checks the input example with a predict() of its own, whose Keras progress bar
-    # (jax backend) would land in the sweep's one-line-per-run log.
-    with contextlib.redirect_stdout(io.StringIO()):
-        Model.log(
-            artifact_path=None,
-            name="model",
-            flavor=_keras_flavor(),
-            model=model,
-            signature=infer_signature(example, prediction),
-            input_example=example,
-            pip_requirements=requirements,
-        )
+    # validate_serving_input=False: MLflow would load the saved model back and predict the
+    # example once more (about a second per run on jax); the tests load logged models instead.
+    Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=_keras_flavor(),
+        model=model,
+        signature=infer_signature(example, prediction),
+        input_example=example,
+        pip_requirements=requirements,
+        validate_serving_input=False,
+    )
 
 
 def load_keras_model(run_id: str) -> Any:

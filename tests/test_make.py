@@ -1,0 +1,70 @@
+"""The studies behind `make study` and `make backends`: the sweeps they launch, as planned.
+
+`make -n` prints a target's commands without running them; the `mlflow run . -e sweep` line's
+`-P` values go through the sweep's own parsing and planning, so these tests see the same jobs
+the target would run."""
+
+import collections
+import re
+import subprocess
+
+import pytest
+from conftest import ROOT
+
+from pipeline import sweep
+from pipeline.config import SweepConfig
+
+
+def planned(target: str, *overrides: str) -> tuple[str, list[sweep.Job]]:
+    """The study name and the jobs of the sweep that `make <target>` would launch."""
+    out = subprocess.run(
+        ["make", "-n", "-s", target, *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    (line,) = [ln for ln in out.splitlines() if "mlflow run . -e sweep" in ln]
+    raw = dict(re.findall(r"-P (\w+)=(\S+)", line))
+    cfg = SweepConfig.from_strings(raw)
+    assert f"python -m analysis --study {cfg.study}" in out  # the report follows, same study
+    return cfg.study, sweep.plan(cfg, raw)
+
+
+def test_the_default_study_runs_on_jax():
+    study, jobs = planned("study")
+    assert study == "default"
+    assert len(jobs) == 25
+    assert {j.params["backend"] for j in jobs} == {"jax"}
+    assert sorted({j.params["max_freq"] for j in jobs}) == [5, 10, 20, 30, 40]
+    assert {j.params["epochs"] for j in jobs} == {200}
+    # everything else is the single run's reference configuration
+    assert {j.params["samples_per_freq"] for j in jobs} == {10}
+    assert {j.params["target_scale"] for j in jobs} == {"none"}
+    assert all(j.axes == () for j in jobs)  # one backend: not a grid axis
+
+
+def test_the_study_backend_can_be_chosen():
+    _, jobs = planned("study", "STUDY_BACKEND=tensorflow", "SEEDS=2")
+    assert len(jobs) == 10 and {j.params["backend"] for j in jobs} == {"tensorflow"}
+
+
+def test_the_backend_study_pairs_every_seed_on_both_backends():
+    study, jobs = planned("backends")
+    assert study == "backends"
+    cells = collections.Counter((j.params["backend"], j.params["max_freq"]) for j in jobs)
+    assert cells == {(b, m): 20 for b in ("tensorflow", "jax") for m in (10, 20, 30)}
+    assert all(j.axes == ("backend",) for j in jobs)
+    # same data per seed: the two backends' runs differ in nothing but the backend
+    by_pair = collections.defaultdict(list)
+    for job in jobs:
+        rest = {k: v for k, v in job.params.items() if k != "backend"}
+        by_pair[tuple(sorted(rest.items()))].append(job.params["backend"])
+    assert all(sorted(b) == ["jax", "tensorflow"] for b in by_pair.values())
+
+
+@pytest.mark.parametrize("target", ["study", "backends", "causes"])
+def test_a_study_target_names_its_study(target):
+    study, _ = planned(target)
+    assert study == {"study": "default"}.get(target, target)
