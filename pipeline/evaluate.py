@@ -25,6 +25,7 @@ import pandas as pd
 from pipeline import generate_data
 from pipeline.config import EvalConfig, UserError
 from pipeline.generate_data import Dataset
+from pipeline.model import predict as predict_series
 from pipeline.references import reference_metrics
 
 NONFINITE, MAE_RATIO, NONE = "nonfinite_loss", "mae_ratio", "none"
@@ -82,9 +83,14 @@ def evaluate(
     return Evaluation(metrics, reason, tables)
 
 
-def predict(model, datasets: dict[str, Dataset]) -> dict[str, np.ndarray]:
+def predict(
+    model, datasets: dict[str, Dataset], known: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """The model's predictions per split; `known` ones (already made by train) are reused."""
+    known = known or {}
     return {
-        split: model.predict(ds.x, verbose=0, batch_size=256) for split, ds in datasets.items()
+        split: known[split] if split in known else predict_series(model, ds.x)
+        for split, ds in datasets.items()
     }
 
 
@@ -96,6 +102,7 @@ def run_step(
     loss: Sequence[float] | None = None,
     parent_run_id: str | None = None,
     references: dict[str, float] | None = None,
+    known_predictions: dict[str, np.ndarray] | None = None,
 ) -> tuple[str, Evaluation]:
     """Evaluate and log an `evaluate` run. Whatever is not passed in memory is read from the
     train run."""
@@ -111,7 +118,8 @@ def run_step(
             loss = [value for _, _, value in sorted(history, key=lambda point: point[0])]
         if model is None:
             model = tracking.load_keras_model(train_run_id)
-        result = evaluate(cfg, datasets, predict(model, datasets), loss, references)
+        predictions = predict(model, datasets, known_predictions)
+        result = evaluate(cfg, datasets, predictions, loss, references)
         tracking.log_metrics(result.metrics)
         tracking.set_tags(
             {"diverged_reason": result.diverged_reason, "train_run_id": train_run_id}

@@ -61,6 +61,7 @@ def run_pipeline(
                 datasets,
                 trained.loss,
                 references=references.result(),
+                known_predictions={"train": trained.train_prediction},
             )
         headline = {**result.metrics, "fit_seconds": trained.fit_seconds}
         tracking.log_series("loss", trained.loss)

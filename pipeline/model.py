@@ -10,7 +10,13 @@ The final relu is the original's choice and the cause of one failure mode: once 
 pre-activation goes negative the output is stuck at 0 and no gradient flows back.
 """
 
+import numpy as np
+
 from pipeline.config import TrainConfig
+
+# Series per predict() batch. On jax every new input shape compiles the predict function, so
+# every prediction in a run (the model's logged example, both sets' scores) uses this size.
+PREDICT_BATCH = 256
 
 
 def build_model(time_steps: int, cfg: TrainConfig):
@@ -28,6 +34,10 @@ def build_model(time_steps: int, cfg: TrainConfig):
     )
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="mse")
     return model
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, verbose=0, batch_size=PREDICT_BATCH))
 
 
 def parameter_count(time_steps: int, cfg: TrainConfig) -> int:
