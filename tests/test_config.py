@@ -1,6 +1,7 @@
 """Configuration: defaults, parsing and the one-line errors for bad input."""
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -179,3 +180,22 @@ def test_the_analysis_takes_one_study_or_several(value):
 def test_a_bad_study_list_is_refused(value):
     with pytest.raises(ConfigError, match=rf"^study={value!r} is not allowed: expected letters"):
         AnalyzeConfig.from_strings({"study": value})
+
+
+def test_jax_compiles_are_cached_on_disk_unless_the_user_set_it_up(monkeypatch, tmp_path):
+    from pipeline import cli
+
+    for name in ("DIR", "MAX_SIZE"):
+        monkeypatch.delenv(f"JAX_COMPILATION_CACHE_{name}", raising=False)
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cli.use_jax_compilation_cache()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "sine-lstm" / "jax")
+    assert int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]) == 512 * 2**20  # bounded, locked
+    assert float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]) < 1  # jax's default: 1
+
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_MAX_SIZE", "0")  # 0: the user turned it off
+    cli.use_jax_compilation_cache()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"
+    assert os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == "0"

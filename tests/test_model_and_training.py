@@ -183,3 +183,19 @@ def test_target_scale_max_freq_trains_on_the_scaled_target():
     assert np.allclose(np.asarray(scaled.model.predict(data.x, verbose=0)), 5 * raw, rtol=1e-5)
     plain = train(dataclasses.replace(cfg, target_scale="none"), data)
     assert scaled.loss[0] < plain.loss[0] / 4  # MSE on f / 5 (≤ 0.8) vs on f (≤ 4)
+
+
+def test_evaluate_reuses_the_training_sets_prediction_it_is_given():
+    from pipeline.evaluate import predict
+
+    sets = generate(DataConfig(max_freq=4, samples_per_freq=2, test_samples_per_freq=3))
+
+    class TestSetOnly:  # a model that may only be asked about the test set
+        def predict(self, x, verbose=0, batch_size=None):
+            assert len(x) == len(sets["test"]), "the training set was predicted again"
+            return np.full((len(x), 1), 7.0, np.float32)
+
+    known = np.arange(len(sets["train"]), dtype=np.float32)[:, None]
+    out = predict(TestSetOnly(), sets, known={"train": known})
+    assert out["train"] is known
+    assert out["test"].shape == (len(sets["test"]), 1) and (out["test"] == 7.0).all()

@@ -35,7 +35,9 @@ def _analysis(store, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_sweep_resume_and_report(store, tmp_path):
+def test_sweep_resume_and_report(store, tmp_path, monkeypatch):
+    cache = tmp_path / "jax-cache"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache))  # reaches the runs' processes
     done = store.mlflow_run("sweep", **SWEEP)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "database is locked" not in done.stderr
@@ -69,8 +71,12 @@ def test_sweep_resume_and_report(store, tmp_path):
     assert len(lines) == 4 and all("mae_test=" in ln and "diverged=" in ln for ln in lines)
     assert "━" not in done.stdout + done.stderr  # no Keras progress bar in the sweep log
 
-    # Resume: only the run that is no longer FINISHED is trained again.
-    failed = runs[0]
+    # jax's compiled training steps went to the persistent cache (pipeline/cli.py).
+    assert list(cache.glob("jit_train_step-*"))
+
+    # Resume: only the run that is no longer FINISHED is trained again; a jax run, whose
+    # compiles now come from the cache, and which must score exactly as before.
+    failed = next(r for r in runs if r.data.params["backend"] == "jax")
     MlflowClient().set_terminated(failed.info.run_id, "FAILED")
     again = store.mlflow_run("sweep", **SWEEP)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -78,6 +84,13 @@ def test_sweep_resume_and_report(store, tmp_path):
     assert second.data.metrics["runs_skipped"] == 3 and second.data.metrics["runs_finished"] == 1
     assert len(store.runs(step="main", study="tiny")) == 5
     assert "1 to run" in again.stdout
+    (rerun,) = [
+        r
+        for r in store.runs(step="main", study="tiny")
+        if r.info.run_name == failed.info.run_name and r.info.run_id != failed.info.run_id
+    ]
+    for metric in ("mae_train", "mae_test", "loss"):
+        assert rerun.data.metrics[metric] == failed.data.metrics[metric], metric
 
     # The report: files, contents, and the same files on an `analysis` run.
     out = tmp_path / "reports"
