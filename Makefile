@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MAX_FREQ ?= 20
 # The default study: 5 max_freqs × 5 seeds × 200 epochs on jax (`make backends` found it
-# equivalent to TensorFlow and faster: README, "Running a study"), about 6 minutes on 2 cores.
+# equivalent to TensorFlow and faster: README, "Running a study"), 7 minutes on 2 cores.
 STUDY ?= default
 MAX_FREQS ?= 5,10,20,30,40
 SEEDS ?= 5
@@ -48,7 +48,7 @@ run: venv ## one experiment, mlflow run . -P max_freq=20 (MAX_FREQ=… to change
 	@echo "Results: tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}, artifacts under ./mlruns"
 	@echo "Browse and compare runs: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}  (then open http://127.0.0.1:5000)"
 
-study: venv ## the default study (5 max_freqs × 5 seeds on jax, ~6 min), then its report
+study: venv ## the default study (5 max_freqs × 5 seeds on jax, ~7 min), then its report
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P backend=$(STUDY_BACKEND) -P study=$(STUDY) --env-manager local
 	$(BIN)/python -m analysis --study $(STUDY)
@@ -85,8 +85,10 @@ lint: venv ## ruff check and format check
 format: venv ## ruff format and autofix
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: venv ## the benchmarks (about 35 minutes): main vs bare Keras, sweeps, analysis, server
+bench: venv ## the benchmarks (about 40 minutes): main vs bare Keras, fixed costs, fit, sweeps, analysis, server
 	$(BIN)/python benchmarks/bench_main.py
+	$(BIN)/python benchmarks/bench_fixed_costs.py
+	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_analysis.py
 	$(BIN)/python benchmarks/bench_executors.py

@@ -195,7 +195,7 @@ def test_jax_compiles_are_cached_on_disk_unless_the_user_set_it_up(monkeypatch, 
     assert float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]) < 1  # jax's default: 1
 
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_MAX_SIZE", "0")  # 0: the user turned it off
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_MAX_SIZE", "1000")  # the user's own bound
     cli.use_jax_compilation_cache()
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"
-    assert os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == "0"
+    assert os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == "1000"
