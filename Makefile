@@ -53,7 +53,7 @@ study: venv ## the default study (5 max_freqs × 5 seeds on jax, ~7 min), then i
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P backend=$(STUDY_BACKEND) -P study=$(STUDY) --env-manager local
 	$(BIN)/python -m analysis --study $(STUDY)
 
-backends: venv ## tensorflow vs jax: max_freqs 10,20,30 × 20 seeds each (about 50 min), then the report
+backends: venv ## tensorflow vs jax: max_freqs 10,20,30 × 20 seeds each (about 65 min), then the report
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=10,20,30 -P seeds=$(BACKEND_SEEDS) -P backend=tensorflow,jax -P study=backends --env-manager local
 	$(BIN)/python -m analysis --study backends
