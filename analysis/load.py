@@ -48,8 +48,7 @@ def load_runs(
             which = f" ({name!r} has none)" if len(studies) > 1 else ""
             raise UserError(f"{where} is not allowed: it has no pipeline runs to report on{which}")
         parts.append(part)
-    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    return tidy(raw)
+    return tidy(pd.concat(parts, ignore_index=True))
 
 
 def tidy(raw: pd.DataFrame) -> pd.DataFrame:

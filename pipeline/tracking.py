@@ -345,13 +345,13 @@ def describe_fault(exc: BaseException) -> str | None:
             where = f" {exc.filename}" if exc.filename else ""
             return f"cannot write{where}: {_DISK_ERRNOS[exc.errno]} ({exc.strerror})"
         text = str(exc)
-        store = _redacted(tracking_uri())
         if "database is locked" in text:
             return (
-                f"tracking store {store} is locked by another process and stayed locked past "
-                "the wait; run again when it is free"
+                f"tracking store {_redacted(tracking_uri())} is locked by another process and "
+                "stayed locked past the wait; run again when it is free"
             )
         if "file is not a database" in text or "database disk image is malformed" in text:
+            store = _redacted(tracking_uri())
             return f"tracking store {store} is not a readable MLflow database; it was not modified"
         exc = exc.__cause__ or exc.__context__
     return None
