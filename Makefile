@@ -13,6 +13,10 @@ STUDY_BACKEND ?= jax
 BACKEND_SEEDS ?= 20
 CAUSE_SEEDS ?= 10
 CAUSE_BACKEND ?= jax
+# The budget study: every max_freq gets the same number of optimizer updates.
+BUDGET_MAX_FREQS ?= 10,20,30,40,50,60
+BUDGET_SEEDS ?= 16
+BUDGET_STEPS ?= 6000
 # The setting of the original question (pipeline/config.py ORIGINAL; a test keeps them equal).
 ORIGINAL = -P time_steps=2000 -P max_freq=301 -P samples_per_freq=1 -P test_samples_per_freq=1
 ORIGINAL_BACKEND ?= jax
@@ -27,7 +31,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run study report reap test test-all lint format bench ui clean
-.PHONY: backends causes original
+.PHONY: backends causes budget original
 .PHONY: server server-stop server-status postgres
 
 help: ## list the targets
@@ -62,6 +66,11 @@ causes: venv ## the three claimed causes crossed: samples_per_freq 1,10 × targe
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=10,50 -P seeds=$(CAUSE_SEEDS) -P samples_per_freq=1,10 -P target_scale=none,max_freq -P backend=$(CAUSE_BACKEND) -P study=causes --env-manager local
 	$(BIN)/python -m analysis --study causes
+
+budget: venv ## failure or delay? max_freq 10…60 × 16 seeds, 6,000 updates each on jax (about 2 h), then the report
+	@$(BIN)/python -m pipeline.tracking
+	$(BIN)/mlflow run . -e sweep -P max_freqs=$(BUDGET_MAX_FREQS) -P seeds=$(BUDGET_SEEDS) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=budget --env-manager local
+	$(BIN)/python -m analysis --study budget
 
 original: venv ## the original failing setting: one 2,000-point series per frequency 1…300 (EPOCHS=…)
 	@$(BIN)/python -m pipeline.tracking

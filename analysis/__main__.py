@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from analysis import factors, load, report, stats, trends
+from analysis import escape, factors, load, report, stats, trends
 from pipeline import tracking
 from pipeline.config import AnalyzeConfig, UserError
 
@@ -30,13 +30,16 @@ def analyze(
     `log_to_experiment`, else in the active one); returns the report folder."""
     runs = load.load_runs(experiment or None, study.split(",") if study else None)
     summary = stats.summarize(runs, ratio)
-    judged = stats.judged(runs, ratio)
+    judged = report.judged_runs(runs, ratio)
     fits = trends.fit(judged)
     comparisons = factors.fit(judged)
+    escapes = escape.fit(judged)
     name = study.replace(",", "+") or experiment or "all-experiments"
     out = out_root / name
     title = f"Sine-frequency LSTM: error and divergence vs max_freq ({name})"
-    files = report.write(runs, summary, title, ratio, out, per_max_freq, fits, comparisons)
+    files = report.write(
+        runs, summary, title, ratio, out, per_max_freq, fits, comparisons, escapes
+    )
     if experiment and log_to_experiment:
         tracking.use_experiment(experiment)
     params = {"experiment": experiment, "study": study, "divergence_ratio": ratio or "logged"}
@@ -48,6 +51,7 @@ def analyze(
                 "max_freqs": summary["max_freq"].nunique(),
                 **trends.metrics(fits),
                 **factors.metrics(comparisons),
+                **escape.metrics(escapes),
             }
         )
     return out

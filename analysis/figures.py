@@ -276,3 +276,41 @@ def error_by_frequency(errors: pd.DataFrame, setting: str, path: Path):
     ax.set_xlabel("true frequency (cycles per 2π)")
     ax.set_ylabel("median |error| on the test set (log scale)")
     _finish(fig, ax, path, f"Error by true frequency: {setting}")
+
+
+def escape_survival(escapes: list, setting: str, path: Path):
+    """Kaplan–Meier curves of "still on the plateau" (escape.fit) against optimizer updates
+    and against epochs, one colour per max_freq and one line style per setting, with
+    pointwise 95% bands; the common budget marked."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
+    keys = [(trends.label(e.setting), m) for e in escapes for m in e.curves]
+    color_of, style_of = _by_setting_and_freq(keys)
+    for e in escapes:
+        name = trends.label(e.setting)
+        counts = dict(zip(e.table["max_freq"], e.table["runs"], strict=True))
+        for max_freq, pair in sorted(e.curves.items()):
+            where = f", {name}" if len(style_of) > 1 else ""
+            for ax, curve in zip(axes, pair, strict=True):
+                color = color_of[max_freq]
+                ax.step(curve["time"], curve["surv"], where="post", color=color,
+                        ls=style_of[name],
+                        label=f"max_freq={max_freq}{where} ({counts[max_freq]} runs)")  # fmt: skip
+                ax.fill_between(curve["time"], curve["low"], curve["high"], step="post",
+                                color=color, alpha=0.12)  # fmt: skip
+        axes[0].axvline(e.budget, color="gray", ls=":", lw=1)
+    for ax, unit in zip(axes, ("optimizer updates", "epochs"), strict=True):
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(unit)
+        ax.set_ylabel("fraction of runs still on the plateau")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    axes[0].set_title("against optimizer updates (dotted: common budget)", fontsize=9)
+    axes[1].set_title("against epochs", fontsize=9)
+    title = f"Runs still on the plateau (Kaplan–Meier, pointwise 95% bands): {setting}"
+    fig.suptitle(textwrap.fill(title, 120), fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -20,6 +20,7 @@ TAGS = (
     "study",
     "grid_axes",
     "diverged_reason",
+    "failure_mode",
     "aliasing_warning",
     "eval_run_id",
     "run_key",

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import factors, figures, stats, store, trends
+from analysis import escape, factors, figures, stats, store, trends
+from pipeline import evaluate, progress
 from pipeline.config import DataConfig
 
 FIGURES = (
@@ -26,6 +27,10 @@ FIGURES = (
     "learning_curves.png",
     "error_by_frequency.png",
 )
+ESCAPE_FIGURE = "escape_survival.png"  # only for runs with progress data
+# Late escapes: a chance below this (upper 95% bound) that a run on the plateau at half the
+# budget leaves it by the budget means the curves have flattened.
+LATE_ESCAPE_FLAT = 0.1
 SUMMARY_VIEW = {
     "max_freq": "max_freq",
     "runs": "runs",
@@ -49,6 +54,16 @@ def setting_labels(runs: pd.DataFrame) -> pd.Series:
     for setting, part in trends.settings(runs):
         labels[part.index] = trends.label(setting)
     return labels
+
+
+def judged_runs(runs: pd.DataFrame, ratio: float | None) -> pd.DataFrame:
+    """stats.judged, and with another threshold each run's escape_step re-judged from its
+    mae_ratio_train history (read from the store)."""
+    judged = stats.judged(runs, ratio)
+    if ratio is None or not escape.has_progress(judged):
+        return judged
+    histories = store.metric_series(list(judged["run_id"]), "mae_ratio_train")
+    return judged.assign(escape_step=escape.rejudge(judged, histories, ratio))
 
 
 def sample_runs(runs: pd.DataFrame, per_max_freq: int) -> pd.DataFrame:
@@ -150,11 +165,14 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def setting_text(runs: pd.DataFrame) -> str:
     """The parameters shared by every run, for titles: '200 epochs, …, tensorflow'."""
     parts = []
+    budget = runs["train_steps"].dropna().unique() if "train_steps" in runs else []
     for name, unit in zip(
         SETTING_TEXT, (" epochs", " series/frequency", " steps", ""), strict=True
     ):
         values = runs[name].dropna().unique() if name in runs else []
-        if len(values) == 1:
+        if name == "epochs" and len(budget) == 1 and budget[0] > 0:
+            parts.append(f"{budget[0]} updates")
+        elif len(values) == 1:
             parts.append(f"{values[0]}{unit}")
     varying = trends.varying_params(runs)
     if varying:
@@ -342,6 +360,164 @@ def section_html(section: factors.Section) -> str:
     )
 
 
+# --- leaving the plateau ---------------------------------------------------------------------
+
+
+def _steps(value: float) -> str:
+    return "not reached" if math.isinf(value) else _fmt(value)
+
+
+def _count(k: float, n: float, low: float, high: float) -> str:
+    return f"{int(k)}/{int(n)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def _median_steps(median: float, low: float, high: float) -> str:
+    if math.isinf(median):
+        return "not reached"
+    return f"{_fmt(median)} [{'–' if math.isnan(low) else _fmt(low)}, {_steps(high)}]"
+
+
+def escape_trend_sentence(e: escape.Escape) -> str:
+    t = e.trend
+    if t.verdict == "no fit":
+        return f"**Time to escape vs max_freq**: {t.note} ({t.events} of {t.runs} runs escaped)."
+    interval = f"95% CI {_fmt(t.hr10_low)} to {_fmt(t.hr10_high)}, two-sided {_p(t.p)}"
+    head = {
+        "slower": "**Leaving the plateau takes longer at larger max_freq**: the rate of "
+        "escape multiplies by",
+        "faster": "**Runs leave the plateau sooner at larger max_freq**: the rate of escape "
+        "multiplies by",
+        "cannot tell": "**Time to escape vs max_freq: not resolved**; the rate of escape "
+        "multiplies by",
+    }[t.verdict]
+    ph = ""
+    if not math.isnan(t.ph_p):
+        ph = (
+            f" Proportional-hazards check: Schoenfeld residuals against the rank of time, "
+            f"r = {t.ph_r:.2f}, {_p(t.ph_p)}"
+            + (
+                "; the ratio changes during training, so it is an average over the budget."
+                if t.ph_p < 0.05
+                else "."
+            )
+        )
+    return (
+        f"{head} {_fmt(t.hr10)} per +{trends.PER} max_freq ({interval}; {t.events} of "
+        f"{t.runs} runs escaped; Cox model, Efron ties).{ph}"
+    )
+
+
+def budget_sentence(e: escape.Escape) -> str:
+    t, d = e.table, e.at_budget
+    counts = ", ".join(
+        f"{r.plateau_budget}/{r.runs} at {r.max_freq}" for r in t.itertuples(index=False)
+    )
+    head = f"**At a common budget of {e.budget:.0f} updates** still on the plateau: {counts}"
+    if d.method:
+        verdict = {
+            "grows": "rises with max_freq",
+            "falls": "falls with max_freq",
+            "cannot tell": "vs max_freq is not resolved",
+        }[d.verdict]
+        how = "Firth logistic" if d.method == "firth" else "logistic"
+        return (
+            f"{head}; the rate {verdict}: odds ×{_fmt(d.or10)} per +{trends.PER} max_freq "
+            f"(95% CI {_fmt(d.or10_low)} to {_fmt(d.or10_high)}, {how})."
+        )
+    return f"{head} ({d.note})."
+
+
+def delay_sentence(e: escape.Escape) -> str:
+    """Late escapes: of the runs still on the plateau at half the budget, how many left it by
+    the budget, with a Wilson interval on that chance."""
+    t = e.table
+    half, full = int(t["plateau_half"].sum()), int(t["plateau_budget"].sum())
+    late = half - full
+    if half == 0:
+        return (
+            f"**Failure or delay**: every run had left the plateau by {e.budget / 2:.0f} "
+            "updates, half the budget."
+        )
+    low, high = stats.wilson_interval(late, half)
+    if high < LATE_ESCAPE_FLAT:
+        what = (
+            f"the curves have flattened (below {LATE_ESCAPE_FLAT:.0%} with 95% confidence): "
+            "at this budget what is left on the plateau is failure, not delay"
+        )
+    elif low > 0:
+        what = "runs were still leaving the plateau: part of what is left is delay"
+    else:
+        what = (
+            f"not resolved: the chance lies between {low:.0%} and {high:.0%}, so a longer "
+            "budget or more runs would tell failure from delay"
+        )
+    return (
+        f"**Failure or delay**: of the {half} runs still on the plateau at {e.budget / 2:.0f} "
+        f"updates (half the budget), {late} left it by {e.budget:.0f}: a chance of "
+        f"{late / half:.0%} (95% Wilson {low:.0%} to {high:.0%}); {what}."
+    )
+
+
+def escape_section(escapes: list[escape.Escape], title_labels: bool) -> factors.Section:
+    """The time-to-escape section: method, per-setting verdicts, one table."""
+    runs = sum(int(e.table["runs"].sum()) for e in escapes)
+    intro = (
+        f"{runs} FINISHED runs with progress checks. A run is on the plateau while its "
+        "mae_ratio_train (a forward pass over the training set without dropout, at update 0, "
+        f"at {progress.CHECKPOINTS} evenly spaced updates and after the last) is at or above "
+        "the divergence threshold; it escaped at the first check from which it stayed below "
+        "(so a run diverged exactly when it never escaped). Curves: Kaplan–Meier "
+        "(statsmodels SurvfuncRight), runs that never escaped censored at the end of their "
+        "budget, pointwise 95% bands (Greenwood, log(−log)); medians with Brookmeyer–Crowley "
+        "intervals. The common budget is the smallest budget among a setting's runs; every "
+        "run reached it, so the fraction still on the plateau there is a plain proportion "
+        "(95% Wilson interval). Escape rate vs max_freq: Cox proportional hazards "
+        "(statsmodels PHReg). Failure modes of the runs that diverged: "
+        + ", ".join(evaluate.FAILURE_MODES)
+        + " (pipeline/evaluate.py)."
+    )
+    bullets, frames = [], []
+    for e in escapes:
+        where = f"{trends.label(e.setting)}: " if title_labels else ""
+        bullets += [
+            where + escape_trend_sentence(e),
+            where + budget_sentence(e),
+            where + delay_sentence(e),
+        ]
+        t = e.table
+        view = pd.DataFrame(index=t.index)
+        if title_labels:
+            view["setting"] = trends.label(e.setting)
+        view["max_freq"] = t["max_freq"]
+        view["runs"] = t["runs"]
+        view["escaped"] = t["escaped"]
+        view["median escape, updates [95% CI]"] = [
+            _median_steps(*v) for v in t[["median_steps", "median_low", "median_high"]].to_numpy()
+        ]
+        view["median escape, epochs"] = t["median_epochs"].map(_steps)
+        view[f"on plateau at {e.budget / 2:.0f} [95% Wilson]"] = [
+            _count(k, n, lo, hi)
+            for k, n, lo, hi in t[
+                ["plateau_half", "runs", "plateau_half_low", "plateau_half_high"]
+            ].to_numpy()
+        ]
+        view[f"on plateau at {e.budget:.0f} [95% Wilson]"] = [
+            _count(k, n, lo, hi)
+            for k, n, lo, hi in t[
+                ["plateau_budget", "runs", "plateau_budget_low", "plateau_budget_high"]
+            ].to_numpy()
+        ]
+        view["diverged at end of training"] = t["diverged_end"]
+        view["failure modes: " + " / ".join(evaluate.FAILURE_MODES)] = [
+            " / ".join(str(int(r[c])) for c in escape.MODE_COLUMNS)
+            + (f" (+{int(r['mode_unknown'])} untagged)" if r["mode_unknown"] else "")
+            for _, r in t.iterrows()
+        ]
+        frames.append(view)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return factors.Section("Leaving the plateau: failure or delay?", [intro], bullets, table)
+
+
 # --- the files ------------------------------------------------------------------------------
 
 
@@ -354,18 +530,25 @@ def write(
     per_max_freq: int,
     fits: list[trends.Trends] | None = None,
     comparisons: factors.Comparisons | None = None,
+    escapes: list[escape.Escape] | None = None,
 ) -> list[Path]:
-    """Every report file under `out`; returns their paths. `fits` and `comparisons`:
-    trends.fit and factors.fit of the runs as judged at `ratio` (stats.judged), fitted here if
-    not given."""
+    """Every report file under `out`; returns their paths. `fits`, `comparisons` and
+    `escapes`: trends.fit, factors.fit and escape.fit of the runs as judged at `ratio`
+    (judged_runs), fitted here if not given."""
     out.mkdir(parents=True, exist_ok=True)
     setting = setting_text(runs)
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    judged = stats.judged(runs, ratio)
+    judged = judged_runs(runs, ratio)
     fits = trends.fit(judged) if fits is None else fits
     comparisons = factors.fit(judged) if comparisons is None else comparisons
+    escapes = escape.fit(judged) if escapes is None else escapes
     extra = factors.sections(comparisons)
+    names = list(FIGURES)
+    if escapes:
+        extra.insert(0, escape_section(escapes, bool(trends.varying_params(judged))))
+        figures.escape_survival(escapes, setting, out / ESCAPE_FIGURE)
+        names.append(ESCAPE_FIGURE)
     sample = sample_runs(judged, per_max_freq)
     figures.mae_vs_max_freq(judged, summary, setting, out / FIGURES[0], fits)
     figures.divergence_rate(summary, judged, setting, out / FIGURES[1], fits)
@@ -392,13 +575,13 @@ def write(
     md = [f"# {title}", "", *_markdown(sections)]
     md += [line for section in extra for line in section_markdown(section)]
     md += [intro, "", table, ""]
-    md += [f"![{name}]({name})" for name in FIGURES]
+    md += [f"![{name}]({name})" for name in names]
     (out / "report.md").write_text("\n".join(md) + "\n")
 
     images = "".join(
         f'<figure><img alt="{n}" src="data:image/png;base64,'
         f'{base64.b64encode((out / n).read_bytes()).decode()}"></figure>'
-        for n in FIGURES
+        for n in names
     )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -410,4 +593,4 @@ def write(
         f"{readable.to_html(index=False, border=0)}{images}</body></html>"
     )
     (out / "report.html").write_text(page)
-    return [out / n for n in ("runs.csv", "summary.csv", *FIGURES, "report.md", "report.html")]
+    return [out / n for n in ("runs.csv", "summary.csv", *names, "report.md", "report.html")]

@@ -113,8 +113,11 @@ def _query(sql: str, params: Sequence, fast: bool) -> pd.DataFrame | None:
         return None
 
 
-def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dict[str, np.ndarray]:
-    """run id → values of metric `key` by step (the last one logged where a step repeats)."""
+def metric_series(
+    run_ids: Sequence[str], key: str, fast: bool = True
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """run id → (steps, values) of metric `key`, by step (the last value logged where a step
+    repeats)."""
     if not run_ids:
         return {}
     rows = _query(
@@ -135,7 +138,15 @@ def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dic
             columns=["run_uuid", "step", "timestamp", "value"],
         ).sort_values(["run_uuid", "step", "timestamp"], kind="stable")
     rows = rows.drop_duplicates(["run_uuid", "step"], keep="last")
-    return {r: g["value"].to_numpy(float) for r, g in rows.groupby("run_uuid")}
+    return {
+        r: (g["step"].to_numpy(int), g["value"].to_numpy(float))
+        for r, g in rows.groupby("run_uuid")
+    }
+
+
+def metric_histories(run_ids: Sequence[str], key: str, fast: bool = True) -> dict[str, np.ndarray]:
+    """run id → values of metric `key` by step (the last one logged where a step repeats)."""
+    return {r: values for r, (_, values) in metric_series(run_ids, key, fast).items()}
 
 
 def artifact_uris(run_ids: Sequence[str], fast: bool = True) -> dict[str, str]:

@@ -436,11 +436,16 @@ def _metric_part(text: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.\- ]", "_", value_text(text))
 
 
+def setting_suffix(setting: dict[str, Any]) -> str:
+    """The metric-name suffix of a setting: '/<param>_<value>' per varying parameter."""
+    return "".join(f"/{_metric_part(k)}_{_metric_part(v)}" for k, v in setting.items())
+
+
 def metrics(fits: list[Trends]) -> dict[str, float]:
     """The key numbers as one flat dict of floats (names in the module docstring)."""
     out = {}
     for t in fits:
-        suffix = "".join(f"/{_metric_part(k)}_{_metric_part(v)}" for k, v in t.setting.items())
+        suffix = setting_suffix(t.setting)
         d, e = t.divergence, t.error
         values = {
             "trend_divergence_or10": d.or10,

@@ -126,7 +126,16 @@ class DataConfig(_Validated):
 class TrainConfig(_Validated):
     """train: Input → LSTM → Dense(relu) → Dropout → Dense(1, relu), Adam on MSE."""
 
-    epochs: int = _knob(200, "training epochs", _between(1), _integers(1))
+    epochs: int = _knob(
+        200, "training epochs (ignored when train_steps > 0)", _between(1), _integers(1)
+    )
+    train_steps: int = _knob(
+        0,
+        "optimizer updates to make, whatever max_freq and samples_per_freq are (the last "
+        "epoch is cut short); 0 = train for `epochs` epochs",
+        _between(0),
+        _integers(0) + " (0 = off: train for epochs)",
+    )
     batch_size: int = _knob(32, "minibatch size", _between(1), _integers(1))
     lstm_units: int = _knob(100, "LSTM width", _between(1), _integers(1))
     dense_units: int = _knob(100, "hidden Dense width", _between(1), _integers(1))

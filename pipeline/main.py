@@ -1,8 +1,10 @@
 """The whole experiment as one MLflow run: generate_data → train → evaluate.
 
 Reads: a PipelineConfig (every parameter of the three stages). Writes: one parent `main` run
-carrying all parameters, the loss curve and the headline metrics (the same names evaluate
-logs, plus `fit_seconds`), with the steps as child runs. A FINISHED generate_data run with
+carrying all parameters, the loss curve, the headline metrics (the same names evaluate logs,
+plus `fit_seconds`, `optimizer_steps` and `steps_per_epoch`; `mae_ratio_train` as its history
+over optimizer updates, whose last point is the run's figure) and the tags `diverged_reason`
+and `failure_mode`, with the steps as child runs. A FINISHED generate_data run with
 identical data parameters (tag `data_key`) in the same experiment is reused, not regenerated.
 The steps run in this one process, so TensorFlow is imported once, not three times.
 
@@ -62,15 +64,25 @@ def run_pipeline(
                 trained.loss,
                 references=references.result(),
                 known_predictions={"train": trained.train_prediction},
+                history=trained.progress,
             )
-        headline = {**result.metrics, "fit_seconds": trained.fit_seconds}
+        headline = {
+            **result.metrics,
+            "fit_seconds": trained.fit_seconds,
+            "optimizer_steps": trained.steps,
+            "steps_per_epoch": trained.steps_per_epoch,
+        }
         tracking.log_series("loss", trained.loss)
-        tracking.log_metrics(headline)
+        # mae_ratio_train as its history over updates: the last point is the headline figure.
+        steps, ratios = zip(*trained.progress, strict=True)
+        tracking.log_series("mae_ratio_train", (*ratios[:-1], headline["mae_ratio_train"]), steps)
+        tracking.log_metrics({k: v for k, v in headline.items() if k != "mae_ratio_train"})
         tracking.set_tags(
             {
                 "train_run_id": train_run_id,
                 "eval_run_id": eval_run_id,
                 "diverged_reason": result.diverged_reason,
+                **({"failure_mode": result.failure_mode} if result.failure_mode else {}),
             }
         )
         return run.info.run_id, headline

@@ -14,18 +14,41 @@ def _pyplot():
     return plt
 
 
-def learning_curve(loss: list[float], title: str, path: Path) -> None:
+def learning_curve(
+    loss: list[float],
+    title: str,
+    path: Path,
+    progress: list[tuple[int, float]] | None = None,
+    threshold: float = 0.5,
+) -> None:
+    """The loss per epoch; beside it, when given, mae_ratio_train against optimizer updates
+    with the plateau threshold."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    panels = 2 if progress else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), dpi=100, squeeze=False)
+    ax = axes[0, 0]
     epochs = np.arange(len(loss))
     values = np.asarray(loss, dtype=float)
     ax.plot(epochs, np.where(np.isfinite(values), values, np.nan), label="training loss (MSE)")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mean squared error (frequency units²)")
+    ax.set_ylabel("mean squared error (training units²)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+    if progress:
+        ax = axes[0, 1]
+        steps, ratios = (np.asarray(v, dtype=float) for v in zip(*progress, strict=True))
+        ax.plot(steps, np.where(np.isfinite(ratios), ratios, np.nan), marker=".",
+                label="mae_ratio_train (no dropout)")  # fmt: skip
+        text = f"plateau threshold {threshold:g} (default divergence_ratio)"
+        ax.axhline(threshold, color="crimson", ls="--", lw=1, label=text)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimizer updates")
+        ax.set_ylabel("training MAE / constant-guess MAE (log scale)")
+        ax.set_title("Leaving the plateau")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -68,8 +68,9 @@ def first_setting(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def study_name(sweep: SweepConfig, raw: dict[str, Any]) -> str:
-    """The given study name, or one that says the grid: max_freqs, seeds, epochs, every other
-    axis with its values, and a digest of the remaining parameters."""
+    """The given study name, or one that says the grid: max_freqs, seeds, the budget (epochs,
+    or train_steps updates), every other axis with its values, and a digest of the remaining
+    parameters."""
     if sweep.study:
         return sweep.study
     axes = grid_axes(raw)
@@ -78,7 +79,12 @@ def study_name(sweep: SweepConfig, raw: dict[str, Any]) -> str:
     shared.update(axes)
     digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:6]
     varied = "".join(f"_{name}{'-'.join(values)}" for name, values in axes.items())
-    name = f"mf{sweep.max_freqs.replace(',', '-')}_s{sweep.seeds}_e{base.train.epochs}{varied}"
+    budget = f"_e{base.train.epochs}"
+    if "train_steps" in axes:
+        budget = ""  # the axis says it
+    elif base.train.train_steps:
+        budget = f"_t{base.train.train_steps}"
+    name = f"mf{sweep.max_freqs.replace(',', '-')}_s{sweep.seeds}{budget}{varied}"
     return f"{name}_{digest}".replace(".", "p")
 
 

@@ -394,11 +394,13 @@ def log_metrics(metrics: Mapping[str, float]) -> None:
     MlflowClient().log_batch(active_run_id(), metrics=batch, synchronous=True)
 
 
-def log_series(name: str, values: list[float]) -> None:
-    """One metric with step = index (e.g. the loss per epoch), in batches of MLflow's maximum."""
+def log_series(name: str, values: Sequence[float], steps: Sequence[int] | None = None) -> None:
+    """One metric at steps `steps` (default: the index, e.g. the loss per epoch), in batches of
+    MLflow's maximum."""
     run_id = active_run_id()
     now = int(time.time() * 1000)
-    points = [Metric(name, float(v), now, i) for i, v in enumerate(values)]
+    steps = range(len(values)) if steps is None else steps
+    points = [Metric(name, float(v), now, int(i)) for i, v in zip(steps, values, strict=True)]
     for start in range(0, len(points), 1000):
         MlflowClient().log_batch(run_id, metrics=points[start : start + 1000], synchronous=True)
 

@@ -4,8 +4,10 @@ Reads: `--data`, a generate_data run id or the URI of its `data` artifact folder
 TrainConfig. With target_scale=max_freq the network fits f / max_freq (so `loss` is in those
 units) and the logged model multiplies its output back: predictions are always frequencies.
 Writes (as a `train` run): metric `loss` per epoch (step = epoch index from 0),
-`fit_seconds`, `epochs_completed`; tag `nonfinite_loss`; the model under `model` (MLflow Keras
-flavour, with signature and input example); `plots/learning_curve.png`.
+`mae_ratio_train` during training (step = optimizer updates made; pipeline/progress.py),
+`fit_seconds`, `epochs_completed`, `optimizer_steps`, `steps_per_epoch`; tag `nonfinite_loss`;
+the model under `model` (MLflow Keras flavour, with signature and input example);
+`plots/learning_curve.png`. The budget is `epochs` epochs, or exactly `train_steps` updates.
 A non-finite loss stops training early; the run still finishes and evaluate calls it diverged.
 
     mlflow run . -e train -P data=<generate_data run id> -P epochs=200 --env-manager local
@@ -15,13 +17,13 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from pipeline import generate_data
+from pipeline import generate_data, progress
 from pipeline.config import TrainConfig, UserError
 from pipeline.generate_data import Dataset
 from pipeline.model import build_model, predict, with_output_scale
@@ -32,19 +34,46 @@ RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 @dataclass
 class TrainResult:
     model: Any
-    loss: list[float]
+    loss: list[float]  # per epoch begun (the last one partial when train_steps cuts it)
     fit_seconds: float
-    train_prediction: np.ndarray | None = None  # on the training set, once logged
+    steps: int = 0  # optimizer updates made
+    steps_per_epoch: int = 0
+    train_prediction: np.ndarray | None = None  # on the training set, in frequency units
+    progress: list[tuple[int, float]] = field(default_factory=list)  # (update, mae_ratio_train)
 
     @property
     def loss_finite(self) -> bool:
         return bool(np.all(np.isfinite(self.loss)))
 
 
+def _budget_callback(total: int, checks: set[int], check: Callable[[Any, int], None]):
+    """Counts updates; checks the model at the updates in `checks`; stops after `total`."""
+    import keras
+
+    class Budget(keras.callbacks.Callback):
+        steps = 0
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.steps += 1
+            if self.steps in checks:
+                check(self.model, self.steps)  # `.model` syncs jax's state into the model
+            if self.steps >= total:
+                self._model.stop_training = True  # no sync needed to set a flag
+
+    return Budget()
+
+
 def train(
-    cfg: TrainConfig, data: Dataset, on_epoch: Callable[[int, float], None] | None = None
+    cfg: TrainConfig,
+    data: Dataset,
+    on_epoch: Callable[[int, float], None] | None = None,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Fit a fresh model; seeded, so the same config and data give the same weights on CPU."""
+    """Fit a fresh model for the configured budget (`epochs`, or exactly `train_steps`
+    updates), checking mae_ratio_train at update 0, at progress.checkpoints and after the last
+    update (pipeline/progress.py); `on_progress(update, ratio)` sees each check as it happens.
+    Seeded, so the same config and data give the same weights on CPU; the checks do not change
+    them (inference mode draws no random numbers)."""
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
@@ -54,7 +83,22 @@ def train(
         tf.config.experimental.enable_op_determinism()
     scale = target_scale(cfg, data)
     model = build_model(data.x.shape[1], cfg)
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    epochs, total = progress.budget(cfg.epochs, cfg.train_steps, len(data), cfg.batch_size)
+    baseline = progress.baseline_mae(data.freq)
+    points: list[tuple[int, float]] = []
+
+    def record(step: int, prediction: np.ndarray) -> None:
+        ratio = progress.mae(data.freq, prediction) / baseline
+        points.append((step, ratio))
+        if on_progress is not None:
+            on_progress(step, ratio)
+
+    def check(net: Any, step: int) -> None:
+        record(step, predict(net, data.x) * np.float32(scale))
+
+    check(model, 0)
+    budget = _budget_callback(total, set(progress.checkpoints(total)), check)
+    callbacks = [keras.callbacks.TerminateOnNaN(), budget]
     if on_epoch is not None:
         callbacks.append(
             keras.callbacks.LambdaCallback(
@@ -66,14 +110,25 @@ def train(
         data.x,
         data.freq / np.float32(scale),
         batch_size=cfg.batch_size,
-        epochs=cfg.epochs,
+        epochs=epochs,
         verbose=0,
         callbacks=callbacks,
     )
     seconds = time.perf_counter() - start
     if scale != 1.0:
         model = with_output_scale(model, scale)
-    return TrainResult(model, [float(v) for v in history.history["loss"]], seconds)
+    # The last point is the run's own figure: the same prediction evaluate scores.
+    prediction = predict(model, data.x)
+    record(budget.steps, prediction)
+    return TrainResult(
+        model,
+        [float(v) for v in history.history["loss"]],
+        seconds,
+        budget.steps,
+        progress.steps_per_epoch(len(data), cfg.batch_size),
+        prediction,
+        points,
+    )
 
 
 def check_data_for_training(cfg: TrainConfig, data: Dataset) -> None:
@@ -144,22 +199,31 @@ def run_step(
                 ) from None
             check_data_for_training(cfg, datasets["train"])
         loss_log = tracking.SeriesLogger("loss")
+        ratio_log = tracking.SeriesLogger("mae_ratio_train")  # step = optimizer updates
         try:
-            result = train(cfg, datasets["train"], on_epoch=loss_log)
-        except BaseException:  # an interrupted or failed run keeps every epoch it finished
+            result = train(cfg, datasets["train"], on_epoch=loss_log, on_progress=ratio_log)
+        except BaseException:  # an interrupted or failed run keeps every point it reached
             loss_log.flush(quietly=True)
+            ratio_log.flush(quietly=True)
             raise
         loss_log.flush()
+        ratio_log.flush()
         tracking.set_tags({"nonfinite_loss": str(not result.loss_finite).lower()})
         tracking.log_metrics(
-            {"fit_seconds": result.fit_seconds, "epochs_completed": len(result.loss)}
+            {
+                "fit_seconds": result.fit_seconds,
+                "epochs_completed": len(result.loss),
+                "optimizer_steps": result.steps,
+                "steps_per_epoch": result.steps_per_epoch,
+            }
         )
         with tracking.staged_artifacts() as folder:
-            title = f"Training loss, {len(datasets['train'])} series, backend {cfg.backend}"
-            plots.learning_curve(result.loss, title, folder / "plots" / "learning_curve.png")
+            title = f"Training, {len(datasets['train'])} series, backend {cfg.backend}"
+            plots.learning_curve(
+                result.loss, title, folder / "plots" / "learning_curve.png", result.progress
+            )
             # The example's prediction is read off the whole training set's, which evaluate
             # needs next anyway: one predict, one compile (jax) instead of two.
-            result.train_prediction = predict(result.model, datasets["train"].x)
             log_model(
                 result.model, datasets["train"].x[:2], result.train_prediction[:2], cfg.backend
             )

@@ -64,7 +64,17 @@ def test_the_backend_study_pairs_every_seed_on_both_backends():
     assert all(sorted(b) == ["jax", "tensorflow"] for b in by_pair.values())
 
 
-@pytest.mark.parametrize("target", ["study", "backends", "causes"])
+def test_the_budget_study_gives_every_max_freq_the_same_number_of_updates():
+    study, jobs = planned("budget")
+    assert study == "budget"
+    cells = collections.Counter(j.params["max_freq"] for j in jobs)
+    assert cells == {m: 16 for m in (10, 20, 30, 40, 50, 60)}
+    assert {j.params["train_steps"] for j in jobs} == {6000}
+    assert {j.params["backend"] for j in jobs} == {"jax"}
+    assert {j.params["samples_per_freq"] for j in jobs} == {10}
+
+
+@pytest.mark.parametrize("target", ["study", "backends", "causes", "budget"])
 def test_a_study_target_names_its_study(target):
     study, _ = planned(target)
     assert study == {"study": "default"}.get(target, target)

@@ -51,7 +51,8 @@ def test_main_logs_one_parent_with_three_children_and_reuses_data(store):
     assert params["max_freq"] == "4" and params["epochs"] == "2"
     assert params["backend"] == "tensorflow" and params["divergence_ratio"] == "0.5"
     assert params["target_scale"] == "none"
-    assert len(params) == 14
+    assert params["train_steps"] == "0"
+    assert len(params) == 15
     assert HEADLINE <= set(parent.data.metrics)
     reason = parent.data.tags["diverged_reason"]
     assert parent.data.metrics["diverged"] == float(reason != "none")
@@ -61,6 +62,14 @@ def test_main_logs_one_parent_with_three_children_and_reuses_data(store):
     assert parent.data.tags["data_reused"] == "false"
     loss = MlflowClient().get_metric_history(parent.info.run_id, "loss")
     assert sorted(m.step for m in loss) == [0, 1]
+    # 9 series in one batch: 2 epochs are 2 updates; checked at 0, 1 and after the last.
+    assert parent.data.metrics["optimizer_steps"] == 2
+    assert parent.data.metrics["steps_per_epoch"] == 1
+    curve = MlflowClient().get_metric_history(parent.info.run_id, "mae_ratio_train")
+    assert sorted(m.step for m in curve) == [0, 1, 2]
+    assert max(curve, key=lambda m: m.step).value == ratio
+    assert ("escape_step" in parent.data.metrics) == (reason == "none")
+    assert ("failure_mode" in parent.data.tags) == (reason != "none")
 
     children = store.runs(**{"mlflow.parentRunId": parent.info.run_id})
     assert [c.data.tags["step"] for c in children] == ["generate_data", "train", "evaluate"]
@@ -183,12 +192,14 @@ def test_a_signal_marks_runs_killed_and_keeps_every_finished_epoch(store, signum
 
 
 def test_an_interrupted_training_keeps_every_epoch_it_finished(store, monkeypatch):
-    """In process: the interrupt lands after 5 epochs, before the 10-s flush of the loss."""
+    """In process: the interrupt lands after 5 epochs, before the 10-s flush of the loss and
+    of the plateau checks."""
     from pipeline import generate_data, train
 
-    def five_epochs_then_ctrl_c(cfg, data, on_epoch):
+    def five_epochs_then_ctrl_c(cfg, data, on_epoch, on_progress):
         for epoch in range(5):
             on_epoch(epoch, 1.0 / (epoch + 1))
+            on_progress(3 * epoch, 2.0 - epoch / 10)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train, "train", five_epochs_then_ctrl_c)
@@ -199,6 +210,8 @@ def test_an_interrupted_training_keeps_every_epoch_it_finished(store, monkeypatc
     assert run.info.status == "KILLED"
     history = MlflowClient().get_metric_history(run.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(e, 1.0 / (e + 1)) for e in range(5)]
+    checks = MlflowClient().get_metric_history(run.info.run_id, "mae_ratio_train")
+    assert [(m.step, m.value) for m in checks] == [(3 * e, 2.0 - e / 10) for e in range(5)]
 
 
 def test_nan_loss_finishes_as_diverged(store):

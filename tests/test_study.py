@@ -120,12 +120,15 @@ def test_sweep_resume_and_report(store, tmp_path, monkeypatch):
     sample = reporting.sample_runs(load.load_runs(study="tiny"), 20)
     errors = reporting.prediction_errors(sample)
     assert len(sample) == 4 and len(errors) == 2 * 4 + 2 * 6  # (max_freq − 1) × 2 test series
-    for name in ("mae_vs_max_freq", "divergence_rate", "learning_curves", "error_by_frequency"):
+    figures = ("mae_vs_max_freq", "divergence_rate", "learning_curves", "error_by_frequency",
+               "escape_survival")  # fmt: skip
+    for name in figures:
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     html = (folder / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "<table" in html
+    assert html.count("data:image/png;base64,") == 5 and "<table" in html
     md = (folder / "report.md").read_text()
     assert "## Findings" in md
+    assert "## Leaving the plateau: failure or delay?" in md  # the runs carry progress checks
     assert "Grid axes backend (jax, tensorflow)" in md
     (analysis,) = store.runs(step="analysis")
     logged = {a.path for a in MlflowClient().list_artifacts(analysis.info.run_id)}
@@ -137,7 +140,9 @@ def test_sweep_resume_and_report(store, tmp_path, monkeypatch):
     assert len(store.runs(step="analysis")) == 2
     rejudged = pd.read_csv(folder / "summary.csv")
     assert rejudged["diverged"].tolist() == rejudged["finished"].tolist()  # ratio 0.01: all
-    assert "re-judged at mae_ratio_train ≥ 0.01" in (folder / "report.md").read_text()
+    md = (folder / "report.md").read_text()
+    assert "re-judged at mae_ratio_train ≥ 0.01" in md
+    assert "0 of 2 runs escaped" in md  # escapes re-judged from the histories too
 
 
 def test_analysis_of_unknown_or_empty_selection_is_an_error(store, tmp_path):

@@ -1,0 +1,188 @@
+"""The training budget in updates, the plateau checks during training, and how a run failed."""
+
+import math
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline import evaluate, progress
+from pipeline import train as training
+from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainConfig
+from pipeline.generate_data import Dataset, generate
+
+keras = pytest.importorskip("keras")
+
+
+def _data(max_freq: int, per_freq: int) -> Dataset:
+    return generate(DataConfig(max_freq=max_freq, samples_per_freq=per_freq))["train"]
+
+
+# --- the budget -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("max_freq", "per_freq", "batch_size", "train_steps", "per_epoch"),
+    [
+        (4, 3, 4, 7, 3),  # 9 series in batches of 4: the last batch of each epoch holds one
+        (6, 5, 8, 11, 4),  # 25 series: partial last batch, and the last epoch cut after 3
+        (5, 4, 16, 3, 1),  # one full batch per epoch
+        (3, 2, 32, 5, 1),  # a batch larger than the data set
+    ],
+)
+def test_train_steps_makes_exactly_that_many_updates(
+    max_freq, per_freq, batch_size, train_steps, per_epoch
+):
+    data = _data(max_freq, per_freq)
+    cfg = TrainConfig(
+        epochs=1, train_steps=train_steps, batch_size=batch_size, lstm_units=4, dense_units=3
+    )
+    result = training.train(cfg, data)
+    assert result.steps == train_steps and result.steps_per_epoch == per_epoch
+    assert int(result.model.optimizer.iterations.numpy()) == train_steps  # Keras's own count
+    assert len(result.loss) == math.ceil(train_steps / per_epoch)  # the last epoch partial
+    assert result.progress[-1][0] == train_steps
+
+
+def test_without_train_steps_the_budget_is_whole_epochs():
+    data = _data(4, 3)  # 9 series, batch 4: 3 updates per epoch
+    result = training.train(TrainConfig(epochs=2, batch_size=4, lstm_units=4, dense_units=3), data)
+    assert result.steps == 6 and result.steps_per_epoch == 3 and len(result.loss) == 2
+    assert progress.budget(2, 0, 9, 4) == (2, 6)
+    assert progress.budget(200, 7, 9, 4) == (3, 7)
+
+
+def test_checkpoints_are_evenly_spaced_and_at_least_twenty():
+    for total in (25, 400, 2000, 6000, 3801):
+        checks = progress.checkpoints(total)
+        assert 20 <= len(checks) <= progress.CHECKPOINTS
+        assert checks[0] > 0 and checks[-1] < total
+        assert len(set(np.diff(checks))) == 1
+    assert progress.checkpoints(5) == [1, 2, 3, 4]  # fewer updates than checks: every one
+
+
+def test_progress_checks_do_not_change_the_training(monkeypatch):
+    data = _data(5, 3)
+    cfg = TrainConfig(epochs=3, batch_size=4, lstm_units=4, dense_units=3, seed=3)
+    checked = training.train(cfg, data)
+    monkeypatch.setattr(progress, "CHECKPOINTS", 0)
+    unchecked = training.train(cfg, data)
+    assert len(checked.progress) == 2 + len(progress.checkpoints(checked.steps, 40))
+    assert len(unchecked.progress) == 2  # update 0 and the end
+    assert checked.loss == unchecked.loss
+    np.testing.assert_array_equal(checked.train_prediction, unchecked.train_prediction)
+
+
+# --- the plateau and the escape step ---------------------------------------------------------
+
+
+def test_escape_step_is_the_first_check_after_the_last_on_the_plateau():
+    steps = [0, 10, 20, 30, 40, 50]
+    assert progress.escape_step(steps, [2, 0.4, 0.7, 0.3, 0.2, 0.1], 0.5) == 30
+    assert progress.escape_step(steps, [2, 0.4, 0.3, 0.3, 0.2, 0.1], 0.5) == 10
+    assert progress.escape_step(steps, [2, 0.4, 0.3, 0.3, 0.2, 0.5], 0.5) is None  # at: on it
+    assert progress.escape_step(steps, [2, 0.4, 0.3, 0.3, 0.2, math.nan], 0.5) is None
+    assert progress.escape_step(steps, [0.1] * 6, 0.5) == 0
+    assert progress.escape_step(steps, [0.6, 0.6, 0.4, 0.4, 0.4, 0.4], 0.7) == 0
+    with pytest.raises(ValueError):
+        progress.escape_step([0, 1], [1.0], 0.5)
+
+
+class _Scripted:
+    """Stands in for the network's predictions on the training set: frequency + an offset
+    chosen by how many updates the model has made, so the mae_ratio_train curve is known."""
+
+    def __init__(self, data: Dataset, offsets: dict[int, float]):
+        self.freq = data.freq.astype(np.float64)
+        self.baseline = progress.baseline_mae(data.freq)
+        self.offsets = offsets
+
+    def ratio(self, step: int) -> float:
+        return self.offsets[max(k for k in self.offsets if k <= step)]
+
+    def __call__(self, model, x: np.ndarray) -> np.ndarray:
+        step = int(model.optimizer.iterations.numpy()) if model.optimizer else 0
+        return (self.freq + self.ratio(step) * self.baseline)[:, None].astype(np.float32)
+
+
+def test_the_logged_curve_and_escape_step_follow_a_known_model(store, monkeypatch):
+    """A main run whose training-set predictions are scripted: mae_ratio_train is 2 until
+    update 6, 0.3 from 6, 0.8 again from 12 (a relapse) and 0.2 from 18 on, so the run left
+    the plateau for good at the first check at or after update 18."""
+    from pipeline.main import run_pipeline
+
+    cfg = PipelineConfig.from_strings(
+        {"max_freq": "4", "samples_per_freq": "3", "test_samples_per_freq": "2",
+         "batch_size": "3", "train_steps": "30", "lstm_units": "4", "dense_units": "3"}
+    )  # fmt: skip
+    data = generate(cfg.data)["train"]
+    script = _Scripted(data, {0: 2.0, 6: 0.3, 12: 0.8, 18: 0.2})
+    monkeypatch.setattr(training, "predict", script)
+    monkeypatch.setattr(progress, "CHECKPOINTS", 9)  # checks every 3 updates: 3, 6, …, 27
+    run_id, metrics = run_pipeline(cfg)
+    client = MlflowClient()
+    main = client.get_run(run_id)
+    train_id = main.data.tags["train_run_id"]
+    for rid in (run_id, train_id):
+        points = sorted(
+            (m.step, m.value) for m in client.get_metric_history(rid, "mae_ratio_train")
+        )
+        assert [s for s, _ in points] == [0, *range(3, 30, 3), 30]
+        expected = [script.ratio(s) for s, _ in points]
+        assert [v for _, v in points] == pytest.approx(expected)
+    assert main.data.metrics["mae_ratio_train"] == pytest.approx(0.2)  # the last point
+    assert main.data.metrics["optimizer_steps"] == 30 and main.data.metrics["steps_per_epoch"] == 3
+    assert main.data.metrics["escape_step"] == 18 and metrics["diverged"] == 0
+    evaluation = client.get_run(main.data.tags["eval_run_id"])
+    assert evaluation.data.metrics["escape_step"] == 18
+    assert client.get_run(train_id).data.metrics["optimizer_steps"] == 30
+    assert "failure_mode" not in main.data.tags
+
+
+def test_a_run_that_ends_on_the_plateau_has_no_escape_step_and_a_failure_mode(store, monkeypatch):
+    from pipeline.main import run_pipeline
+
+    cfg = PipelineConfig.from_strings(
+        {"max_freq": "4", "samples_per_freq": "2", "test_samples_per_freq": "2",
+         "train_steps": "4", "lstm_units": "4", "dense_units": "3"}
+    )  # fmt: skip
+    monkeypatch.setattr(training, "predict", lambda model, x: np.zeros((len(x), 1), np.float32))
+    run_id, metrics = run_pipeline(cfg)
+    main = MlflowClient().get_run(run_id)
+    assert metrics["diverged"] == 1 and "escape_step" not in main.data.metrics
+    assert main.data.tags["failure_mode"] == evaluate.DEAD
+    assert main.data.metrics["prediction_spread_train"] == 0
+
+
+# --- failure modes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "loss", "mode"),
+    [
+        (lambda f: f, (1.0,), None),  # perfect: no failure
+        (lambda f: np.zeros_like(f), (1.0,), evaluate.DEAD),
+        (lambda f: np.full_like(f, 1e-7), (1.0,), evaluate.DEAD),
+        (lambda f: np.full_like(f, 3.0) + 0.01 * np.sin(np.arange(len(f))), (1.0,),
+         evaluate.CONSTANT),
+        (lambda f: 3.0 + 0.05 * (f - 3.0), (1.0,), evaluate.CONSTANT),  # spread 0.05
+        (lambda f: 3.0 + 0.3 * (f - 3.0), (1.0,), evaluate.PARTIAL),  # follows f, too weakly
+        (lambda f: f, (1.0, math.nan), evaluate.NONFINITE),
+        (lambda f: np.where(f > 2, np.nan, f), (1.0,), evaluate.NONFINITE),
+    ],
+)  # fmt: skip
+def test_each_failure_mode_is_recognised(make, loss, mode):
+    sets = generate(DataConfig(max_freq=6, samples_per_freq=4, test_samples_per_freq=2))
+    pred = make(sets["train"].freq.astype(np.float64))
+    predictions = {"train": pred, "test": sets["test"].freq}
+    ev = evaluate.evaluate(EvalConfig(), sets, predictions, list(loss), references={})
+    assert ev.failure_mode == mode
+    assert (ev.metrics["diverged"] == 1) == (mode is not None)
+
+
+def test_prediction_spread_is_one_for_perfect_and_scales_with_the_slope():
+    freq = np.repeat(np.arange(1.0, 6.0), 3)
+    assert evaluate.prediction_spread(freq, freq) == pytest.approx(1.0)
+    assert evaluate.prediction_spread(freq, 2 + 0.25 * freq) == pytest.approx(0.25)
+    assert evaluate.prediction_spread(freq, np.full_like(freq, 7.0)) == 0
+    assert math.isnan(evaluate.prediction_spread(freq, np.full_like(freq, np.nan)))
