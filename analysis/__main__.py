@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from analysis import escape, factors, load, report, stats, trends
+from analysis import load, report, stats
 from pipeline import tracking
 from pipeline.config import AnalyzeConfig, UserError
 
@@ -30,29 +30,18 @@ def analyze(
     `log_to_experiment`, else in the active one); returns the report folder."""
     runs = load.load_runs(experiment or None, study.split(",") if study else None)
     summary = stats.summarize(runs, ratio)
-    judged = report.judged_runs(runs, ratio)
-    fits = trends.fit(judged)
-    comparisons = factors.fit(judged)
-    escapes = escape.fit(judged)
+    results = report.analyse(report.judged_runs(runs, ratio))
     name = study.replace(",", "+") or experiment or "all-experiments"
     out = out_root / name
     title = f"Sine-frequency LSTM: error and divergence vs max_freq ({name})"
-    files = report.write(
-        runs, summary, title, ratio, out, per_max_freq, fits, comparisons, escapes
-    )
+    files = report.write(runs, summary, title, ratio, out, per_max_freq, results)
     if experiment and log_to_experiment:
         tracking.use_experiment(experiment)
     params = {"experiment": experiment, "study": study, "divergence_ratio": ratio or "logged"}
     with tracking.step_run("analysis", params, tags={"study": study} if study else None):
         tracking.log_files(files)
         tracking.log_metrics(
-            {
-                "runs": len(runs),
-                "max_freqs": summary["max_freq"].nunique(),
-                **trends.metrics(fits),
-                **factors.metrics(comparisons),
-                **escape.metrics(escapes),
-            }
+            {"runs": len(runs), "max_freqs": summary["max_freq"].nunique(), **results.metrics()}
         )
     return out
 

@@ -7,7 +7,7 @@ Each FINISHED run is a time-to-event record: the event is leaving the plateau fo
 `escape_step` optimizer updates; a run that never left it is censored at the end of its
 budget (`train_steps`, or epochs × steps_per_epoch; a run whose loss went non-finite failed
 for good, so it is censored at its budget too, not where it stopped). Per setting of the
-varying parameters (trends.settings) and max_freq:
+varying parameters (analysis/settings.py) and max_freq:
 
 - Kaplan–Meier curves of "still on the plateau" against updates (and against epochs:
   updates / steps_per_epoch), statsmodels' SurvfuncRight, with pointwise 95% bands by the
@@ -46,7 +46,8 @@ from scipy import stats as sps
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight
 
-from analysis import stats, trends
+from analysis import logistic, stats, trends
+from analysis.settings import diverged_of, setting_suffix, settings
 from pipeline import evaluate, progress
 
 REQUIRED = ("optimizer_steps", "steps_per_epoch")
@@ -96,7 +97,7 @@ def records(runs: pd.DataFrame) -> pd.DataFrame:
     done = runs[(runs["status"] == "FINISHED") & runs["optimizer_steps"].notna()]
     budget = budget_of(done)
     escaped = done["escape_step"].to_numpy(float) if "escape_step" in done else np.nan
-    escaped = np.where(trends.diverged_of(done).to_numpy(), np.nan, escaped)
+    escaped = np.where(diverged_of(done).to_numpy(), np.nan, escaped)
     event = np.isfinite(escaped)
     time = np.where(event, escaped, budget)
     return pd.DataFrame(
@@ -112,7 +113,7 @@ def records(runs: pd.DataFrame) -> pd.DataFrame:
                 if "failure_mode" in done
                 else np.full(len(done), None, dtype=object)
             ),
-            "diverged": trends.diverged_of(done).to_numpy(),
+            "diverged": diverged_of(done).to_numpy(),
         },
         index=done.index,
     )
@@ -127,7 +128,7 @@ def km_curve(time: np.ndarray, event: np.ndarray) -> pd.DataFrame:
     fit = SurvfuncRight(np.asarray(time, float), np.asarray(event, int))
     surv, se = fit.surv_prob, fit.surv_prob_se
     with np.errstate(divide="ignore", invalid="ignore"):
-        half = trends.Z * se / np.abs(surv * np.log(surv))
+        half = logistic.Z * se / np.abs(surv * np.log(surv))
         low = surv ** np.exp(half)
         high = surv ** np.exp(-half)
     # S = 1 (no event yet) or 0 (all escaped): the transform is undefined; the band is the point
@@ -153,7 +154,7 @@ def median_escape(time: np.ndarray, event: np.ndarray) -> tuple[float, float, fl
     median = fit.quantile(0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = fit.quantile_ci(0.5, alpha=1 - trends.LEVEL)
+        low, high = fit.quantile_ci(0.5, alpha=1 - logistic.LEVEL)
     median = math.inf if median is None or np.isnan(median) else float(median)
     low = math.nan if low is None or np.isnan(low) else float(low)
     high = math.inf if high is None or np.isnan(high) else float(high)
@@ -174,7 +175,7 @@ class EscapeTrend:
     p: float = math.nan  # two-sided Wald p-value for no effect
     ph_r: float = math.nan  # Schoenfeld residuals vs rank of event time: correlation, p-value
     ph_p: float = math.nan
-    note: str = ""
+    reason: str = ""  # why no fit: 'one max_freq', 'no escapes', 'no convergence'
 
     @property
     def verdict(self) -> str:
@@ -189,9 +190,9 @@ def escape_trend(rec: pd.DataFrame) -> EscapeTrend:
     max_freqs = tuple(sorted({int(m) for m in rec["max_freq"]}))
     base = {"runs": len(rec), "events": int(rec["event"].sum()), "max_freqs": max_freqs}
     if len(max_freqs) < 2:
-        return EscapeTrend(**base, note="a single max_freq: no trend to fit")
+        return EscapeTrend(**base, reason="one max_freq")
     if base["events"] == 0:
-        return EscapeTrend(**base, note="no run left the plateau: no rate to compare")
+        return EscapeTrend(**base, reason="no escapes")
     x = (rec["max_freq"].to_numpy(float) - rec["max_freq"].mean()) / trends.PER
     model = PHReg(rec["time"].to_numpy(float), x[:, None], status=rec["event"].to_numpy(int),
                   ties="efron")  # fmt: skip
@@ -200,7 +201,7 @@ def escape_trend(rec: pd.DataFrame) -> EscapeTrend:
         result = model.fit()
     beta, se = float(result.params[0]), float(result.bse[0])
     if not (math.isfinite(beta) and math.isfinite(se)) or se == 0:
-        return EscapeTrend(**base, note="the Cox fit did not converge")
+        return EscapeTrend(**base, reason="no convergence")
     residuals = np.asarray(result.schoenfeld_residuals)[:, 0]
     on = np.isfinite(residuals) & (rec["event"].to_numpy() == 1)
     ph_r = ph_p = math.nan
@@ -211,8 +212,8 @@ def escape_trend(rec: pd.DataFrame) -> EscapeTrend:
     return EscapeTrend(
         **base,
         hr10=math.exp(beta),
-        hr10_low=math.exp(beta - trends.Z * se),
-        hr10_high=math.exp(beta + trends.Z * se),
+        hr10_low=math.exp(beta - logistic.Z * se),
+        hr10_high=math.exp(beta + logistic.Z * se),
         p=float(2 * sps.norm.sf(abs(beta / se))),
         ph_r=ph_r,
         ph_p=ph_p,
@@ -274,7 +275,7 @@ def fit(runs: pd.DataFrame) -> list[Escape]:
     if not has_progress(runs):
         return []
     out = []
-    for setting, part in trends.settings(runs):
+    for setting, part in settings(runs):
         rec = records(part)
         if rec.empty:
             continue
@@ -304,7 +305,7 @@ def metrics(escapes: list[Escape]) -> dict[str, float]:
     """The key numbers as one flat dict of floats (names in the module docstring)."""
     out = {}
     for e in escapes:
-        suffix = trends.setting_suffix(e.setting)
+        suffix = setting_suffix(e.setting)
         t = e.trend
         out |= {
             f"escape_hr10{suffix}": t.hr10,

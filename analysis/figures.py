@@ -1,6 +1,6 @@
 """The report's figures: matplotlib, PNG, readable at README size.
 
-One colour (or line style) per setting of the varying parameters (trends.settings); the fitted
+One colour (or line style) per setting of the varying parameters (analysis/settings.py); the fitted
 trends of analysis/trends.py are drawn with their 95% bands next to the per-point intervals.
 """
 
@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import trends
+from analysis.settings import diverged_of, label, settings
 from pipeline.config import DataConfig
-from pipeline.plots import _pyplot
+from pipeline.plots import pyplot
 
 STYLES = ("-", "--", ":", "-.")
 
@@ -47,7 +48,7 @@ def _finish(fig, ax, path: Path, title: str) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def _select(frame: pd.DataFrame, setting: dict) -> pd.DataFrame:
@@ -61,11 +62,11 @@ def _select(frame: pd.DataFrame, setting: dict) -> pd.DataFrame:
 
 def _parts(runs: pd.DataFrame, fits: list[trends.Trends] | None):
     """(index, prefix for legend labels, colour, setting, its runs, its fit or None)."""
-    by_label = {trends.label(t.setting): t for t in fits or []}
-    parts = trends.settings(runs)
-    colors = _pyplot().cm.tab10(np.arange(len(parts)) % 10)
+    by_label = {label(t.setting): t for t in fits or []}
+    parts = settings(runs)
+    colors = pyplot().cm.tab10(np.arange(len(parts)) % 10)
     for i, (color, (setting, part)) in enumerate(zip(colors, parts, strict=True)):
-        name = trends.label(setting)
+        name = label(setting)
         prefix = f"{name}: " if len(parts) > 1 else ""
         yield i, len(parts), prefix, color, setting, part, by_label.get(name)
 
@@ -95,14 +96,15 @@ def mae_vs_max_freq(
     path: Path,
     fits: list[trends.Trends] | None = None,
 ):
-    """Every run, the median with its 95% interval per max_freq and the fitted power law."""
-    plt = _pyplot()
+    """Every run (diverged ones as crosses), the median of the runs that learned with its 95%
+    interval per max_freq, and the power law fitted to them."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     for i, count, prefix, color, part_setting, part, fit in _parts(runs, fits):
         done = part[(part["status"] == "FINISHED") & np.isfinite(part["mae_test"])]
         spread = np.exp(0.04 * (i - (count - 1) / 2))  # settings side by side, on a log axis
         jitter = np.exp((done["seed"].astype(float) % 7 - 3) * 0.012) * spread
-        diverged = trends.diverged_of(done).to_numpy()
+        diverged = diverged_of(done).to_numpy()
         for flag, marker, text in (
             (False, "o", "runs"),
             (True, "x", "diverged runs (not fitted)"),
@@ -118,19 +120,23 @@ def mae_vs_max_freq(
                 label=text if i == 0 else None,
             )
         rows = _select(summary, part_setting)
-        med = rows["mae_test_median"].to_numpy(float)
+        med = rows["mae_test_learned_median"].to_numpy(float)
         if not np.isfinite(med).any():
-            continue  # no finished run with a finite MAE in this setting
+            continue  # no run in this setting learned
         ax.errorbar(
             rows["max_freq"].to_numpy(float) * spread,
             med,
-            yerr=_bars(med, rows["mae_test_median_ci_low"], rows["mae_test_median_ci_high"]),
+            yerr=_bars(
+                med,
+                rows["mae_test_learned_median_ci_low"],
+                rows["mae_test_learned_median_ci_high"],
+            ),
             fmt="s",
             ms=5,
             color=color,
             mec="black",
             capsize=3,
-            label=f"{prefix}median of finished runs, 95% CI",
+            label=f"{prefix}median of the runs that learned, 95% CI",
         )
         if fit is not None and not math.isnan(fit.error.exponent):
             e = fit.error
@@ -163,7 +169,8 @@ def mae_vs_max_freq(
     ax.set_yscale("log")
     ax.set_xlabel("max_freq (frequencies 1 … max_freq−1; log scale)")
     ax.set_ylabel("test MAE (cycles per 2π, log scale)")
-    _finish(fig, ax, path, f"LSTM test error vs max_freq, power-law fit and 95% band: {setting}")
+    _finish(fig, ax, path, f"Test error of the runs that learned vs max_freq, power-law fit and "
+            f"95% band: {setting}")  # fmt: skip
 
 
 def divergence_rate(
@@ -175,7 +182,7 @@ def divergence_rate(
 ):
     """The observed rate with 95% Wilson intervals per max_freq, and the fitted logistic curve
     with its 95% band."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     for i, count, prefix, color, part_setting, _part, fit in _parts(runs, fits):
         rows = _select(summary, part_setting)
@@ -217,7 +224,7 @@ def divergence_rate(
 
 def _by_setting_and_freq(keys) -> tuple[dict, dict]:
     """Line colour per max_freq, line style per setting label."""
-    plt = _pyplot()
+    plt = pyplot()
     freqs = sorted({f for _, f in keys})
     labels = sorted({s for s, _ in keys})
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(freqs)))
@@ -230,7 +237,7 @@ def _by_setting_and_freq(keys) -> tuple[dict, dict]:
 def learning_curves(curves: dict[tuple[str, int], list[np.ndarray]], setting: str, path: Path):
     """curves: (setting label, max_freq) → loss histories of its runs; plots the median across
     runs, one colour per max_freq and one line style per setting."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     color_of, style_of = _by_setting_and_freq(curves)
     for (name, max_freq), histories in sorted(curves.items()):
@@ -257,7 +264,7 @@ def learning_curves(curves: dict[tuple[str, int], list[np.ndarray]], setting: st
 def error_by_frequency(errors: pd.DataFrame, setting: str, path: Path):
     """errors: columns setting (label), max_freq, true_freq, abs_error (test predictions of
     finished runs)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     groups = sorted(errors.groupby(["setting", "max_freq"]))
     color_of, style_of = _by_setting_and_freq([key for key, _ in groups])
@@ -282,12 +289,12 @@ def escape_survival(escapes: list, setting: str, path: Path):
     """Kaplan–Meier curves of "still on the plateau" (escape.fit) against optimizer updates
     and against epochs, one colour per max_freq and one line style per setting, with
     pointwise 95% bands; the common budget marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
-    keys = [(trends.label(e.setting), m) for e in escapes for m in e.curves]
+    keys = [(label(e.setting), m) for e in escapes for m in e.curves]
     color_of, style_of = _by_setting_and_freq(keys)
     for e in escapes:
-        name = trends.label(e.setting)
+        name = label(e.setting)
         counts = dict(zip(e.table["max_freq"], e.table["runs"], strict=True))
         for max_freq, pair in sorted(e.curves.items()):
             where = f", {name}" if len(style_of) > 1 else ""

@@ -1,17 +1,23 @@
 """Summary statistics per setting and max_freq, with honest uncertainty.
 
 One row per max_freq and combination of the parameters that vary among the runs besides
-max_freq and seed (trends.varying_params), never pooled across them. MAE statistics use
-FINISHED runs with a finite MAE; the divergence rate uses every FINISHED run. FAILED, KILLED
-and RUNNING runs are counted in their own columns, never silently dropped. MAE is skewed
-(diverged runs), so the median gets a distribution-free interval; the mean's Student-t
-interval is kept for comparison.
+max_freq and seed (settings.varying_params), never pooled across them. Two outcomes, apart:
+the divergence rate over every FINISHED run, and the error of the runs that learned (FINISHED,
+not diverged, finite MAE). The error over all finished runs is kept too, labelled as such:
+it mixes both outcomes (a difference in divergence shows up in it again). FAILED, KILLED and
+RUNNING runs are counted in their own columns, never silently dropped. Medians get a
+distribution-free interval.
 
 summary.csv columns: the varying parameters (if any), `max_freq`, `runs`, `finished`, `failed`,
-`killed`, `running`; for `mae_train` and `mae_test` each: `_median`, `_median_ci_low`,
-`_median_ci_high`, `_q1`, `_q3`, `_mean`, `_ci_low`, `_ci_high` (the mean's); then
-`mae_test_median_converged`, `diverged`, `divergence_rate`, `divergence_ci_low`,
-`divergence_ci_high` (Wilson), `ref_fft_mae_test_median`, `ref_forest_mae_test_median`.
+`killed`, `running`; `learned` (runs in the learned-run statistics) and
+`mae_test_learned_median`, `_median_ci_low`, `_median_ci_high`, `_q1`, `_q3` (of the learned
+runs); for `mae_train` and `mae_test` over all finished runs each: `_median`,
+`_median_ci_low`, `_median_ci_high`, `_q1`, `_q3`, `_mean` (no interval for the mean: on
+these skewed errors a Student-t interval covered about 85% at 10 runs, docs/coverage.md, so
+the `_ci_low`/`_ci_high` columns were dropped); `mae_test_median_converged` (the learned
+runs' median, the column's earlier name); `diverged`, `divergence_rate`,
+`divergence_ci_low`, `divergence_ci_high` (Wilson), `ref_fft_mae_test_median`,
+`ref_forest_mae_test_median`.
 """
 
 import math
@@ -20,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis import trends
+from analysis.settings import diverged_of, settings
 from pipeline.evaluate import NONE, NONFINITE, divergence_reason
 
 Z95 = 1.959963984540054
@@ -90,16 +96,13 @@ def _mae_columns(values: pd.Series, name: str) -> dict[str, float]:
     finite = values[np.isfinite(values)].to_numpy()
     q1, q3 = np.percentile(finite, [25, 75]) if len(finite) else (math.nan, math.nan)
     median, median_low, median_high = median_ci(finite)
-    mean, low, high = mean_ci(finite)
     return {
         f"{name}_median": median,
         f"{name}_median_ci_low": median_low,
         f"{name}_median_ci_high": median_high,
         f"{name}_q1": q1,
         f"{name}_q3": q3,
-        f"{name}_mean": mean,
-        f"{name}_ci_low": low,
-        f"{name}_ci_high": high,
+        f"{name}_mean": float(finite.mean()) if len(finite) else math.nan,
     }
 
 
@@ -108,11 +111,15 @@ def summarize(runs: pd.DataFrame, ratio: float | None = None) -> pd.DataFrame:
     statistics, divergence rate (verdicts at `ratio`; None: as logged)."""
     runs = judged(runs, ratio)
     rows = []
-    for setting, part in trends.settings(runs):
+    for setting, part in settings(runs):
         for max_freq, group in part.groupby("max_freq", sort=True):
             status = group["status"].value_counts()
             done = group[group["status"] == "FINISHED"]
-            diverged = trends.diverged_of(done)
+            diverged = diverged_of(done)
+            learned = done.loc[~diverged, "mae_test"]
+            learned = learned[np.isfinite(learned)].to_numpy()
+            median, median_low, median_high = median_ci(learned)
+            q1, q3 = np.percentile(learned, [25, 75]) if len(learned) else (math.nan, math.nan)
             k, n = int(diverged.sum()), len(done)
             low, high = wilson_interval(k, n)
             row = {
@@ -123,9 +130,15 @@ def summarize(runs: pd.DataFrame, ratio: float | None = None) -> pd.DataFrame:
                     s.lower(): int(status.get(s, 0))
                     for s in ("FINISHED", "FAILED", "KILLED", "RUNNING")
                 },
+                "learned": len(learned),
+                "mae_test_learned_median": median,
+                "mae_test_learned_median_ci_low": median_low,
+                "mae_test_learned_median_ci_high": median_high,
+                "mae_test_learned_q1": q1,
+                "mae_test_learned_q3": q3,
                 **_mae_columns(done["mae_train"], "mae_train"),
                 **_mae_columns(done["mae_test"], "mae_test"),
-                "mae_test_median_converged": float(done.loc[~diverged, "mae_test"].median()),
+                "mae_test_median_converged": median,
                 "diverged": k,
                 "divergence_rate": k / n if n else math.nan,
                 "divergence_ci_low": low,

@@ -1,127 +1,68 @@
-"""Trend models: does divergence grow with max_freq, does the error, and how many seeds would
-tell? Pure functions of the runs table (analysis/load.py) returning dataclasses, fitted with
-statsmodels separately for each setting of the parameters that vary in the table besides
-max_freq and seed (`varying_params`, declared grid axes or not): runs that differ in, say,
-learning_rate are never pooled.
+"""Trend models: does divergence grow with max_freq, does the error of the runs that learned,
+and how many seeds would tell? Pure functions of the runs table (analysis/load.py) returning
+dataclasses, fitted separately for each setting (analysis/settings.py). Divergence and error
+are two outcomes, reported apart: the error trend uses only runs that did not diverge.
 
-- Divergence: logistic regression of `diverged` on max_freq over FINISHED runs, reported as the
-  odds ratio per +10 max_freq with a 95% Wald interval and the one-sided p-value for "the rate
-  grows with max_freq". When a max_freq threshold separates diverged from non-diverged runs the
-  maximum-likelihood odds ratio is infinite, and with few events (fewer than MIN_EVENTS of
-  either outcome) it is badly biased: then Firth's penalised likelihood is used instead, with
-  profile penalised-likelihood intervals and p-value (Heinze & Schemper 2002), and `note` says
-  why. With no divergence at all (or nothing but) there is no odds ratio.
+- Divergence: logistic regression of `diverged` on max_freq over FINISHED runs
+  (analysis/logistic.py: maximum likelihood with a Wald interval, or Firth's penalised
+  likelihood with a profile interval when the runs are separated or events are few), as the
+  odds ratio per +PER max_freq with its 95% interval and a two-sided p-value.
 - Error: least squares of log(mae_test) on log(max_freq) over FINISHED, non-diverged runs with
-  a positive finite MAE: the typical (geometric-mean) error grows like max_freq^b. b's 95%
-  interval is a percentile bootstrap resampling runs within each max_freq, as the sweep fixes
-  the seeds per max_freq.
-- Seeds: how many seeds per max_freq, at the study's max_freq values, would make the 95%
-  interval on the log odds ratio exclude 0 in `power` of repeat studies if the fitted trend were
-  the truth: the Fisher information of one seed per max_freq, times n seeds (SE ∝ 1/√n).
+  a positive finite MAE: the typical (geometric-mean) error grows like max_freq^b. The slope
+  is a weighted sum of the per-max_freq mean log errors, so its 95% interval is a
+  t-interval with each max_freq's own variance and Welch–Satterthwaite degrees of freedom
+  (the spread differs between max_freqs; a percentile bootstrap covered only 86–92% at these
+  designs). A max_freq with a single run borrows the pooled variance of the others.
+- Seeds: how many seeds per max_freq, at the study's max_freq values, make the divergence
+  trend's 95% interval exclude 1 (on the right side) in SEED_POWER of repeat studies, found by
+  simulating the report's own fit (`simulated_power`) at the fitted trend, and at the ends of
+  its interval (keeping the rate at the mean max_freq): a range, monotone in the effect.
 
-`metrics()` flattens the fits for the `analysis` run. With several settings each name gets the
-suffix `/<param>_<value>` for each varying parameter (e.g. `trend_mae_exponent/dropout_0.2`).
+`metrics()` flattens the fits for the `analysis` run, with the suffix `/<param>_<value>` per
+varying parameter (e.g. `trend_mae_exponent/dropout_0.2`):
 
 - `trend_divergence_or10`, `trend_divergence_or10_low`, `trend_divergence_or10_high`: odds
   ratio of diverging per +10 max_freq and its 95% interval (NaN: no fit, e.g. no events);
-- `trend_divergence_p`: one-sided p-value for "the divergence rate grows with max_freq";
-- `trend_divergence_runs`, `trend_divergence_events`: FINISHED runs in that fit, how many
-  diverged; `trend_divergence_firth`: 1 if the Firth-penalised fit was used, else 0;
+- `trend_divergence_p_two_sided`: two-sided p-value of no trend; `trend_divergence_p`: the
+  one-sided p-value of a rising rate (kept for existing queries; the report prints the
+  two-sided one); `trend_divergence_runs`, `trend_divergence_events`: FINISHED runs in that
+  fit and how many diverged; `trend_divergence_firth`: 1 if the Firth fit was used, else 0;
 - `trend_mae_exponent`, `trend_mae_exponent_low`, `trend_mae_exponent_high`: b in
-  mae_test ∝ max_freq^b and its 95% bootstrap interval; `trend_mae_runs`: runs in that fit;
-- `seeds_recommended`: seeds per max_freq to tell the divergence trend (inf: more than
-  SEED_CAP, a slope of about 0; NaN: no fit).
+  mae_test ∝ max_freq^b and its 95% interval; `trend_mae_p`: two-sided p of b = 0;
+  `trend_mae_runs`: runs in that fit;
+- `seeds_recommended`: seeds per max_freq at the fitted trend (inf: more than SEED_CAP, a
+  slope of about 0; NaN: no fit); `seeds_recommended_low`, `seeds_recommended_high`: at the
+  strong and the weak end of the odds ratio's interval.
 """
 
 import math
-import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from scipy import optimize
-from scipy.special import expit
-from scipy.stats import norm
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+from scipy import stats as sps
+from scipy.special import expit, log1p
 
-from analysis.load import PARAM_TYPES
-from pipeline.jobs import GRID_AXES_TAG
+from analysis import logistic
+from analysis.settings import diverged_of, setting_suffix, settings
 
-GRID_AXES = ("max_freq", "seed")  # every sweep's axes; others are named by the grid_axes tag
-LEVEL = 0.95
-Z = float(norm.ppf(0.5 + LEVEL / 2))
+LEVEL = logistic.LEVEL
+Z = logistic.Z
 PER = 10  # odds ratios are per +PER max_freq
-MIN_EVENTS = 10  # fewer diverged (or non-diverged) runs: Firth (events-per-variable rule of thumb)
-RESAMPLES = 1000
-SEED_POWER = 0.8  # the recommended seeds make the interval exclude 0 in 80% of repeat studies
+SEED_POWER = 0.8  # the recommended seeds make the interval exclude 1 in 80% of repeat studies
 SEED_CAP = 1000  # beyond this many seeds per max_freq we say "no feasible number"
+SEED_REPLICATES = 400  # simulated studies per candidate number of seeds
 
 
-# --- settings: which parameters vary, and the runs of each combination ----------------------
+def verdict(low: float, high: float, null: float) -> str:
+    """'grows', 'falls', 'cannot tell' (the interval contains `null`) or 'no fit'."""
+    if math.isnan(low) or math.isnan(high):
+        return "no fit"
+    return "grows" if low > null else "falls" if high < null else "cannot tell"
 
 
-def varying_params(runs: pd.DataFrame) -> list[str]:
-    """Pipeline parameters other than the grid axes that take more than one value in `runs`
-    (a missing value counts as a value). Run bookkeeping columns are not parameters."""
-    return [
-        name
-        for name in PARAM_TYPES
-        if name not in GRID_AXES and name in runs and runs[name].nunique(dropna=False) > 1
-    ]
-
-
-def declared_axes(runs: pd.DataFrame) -> list[str]:
-    """The parameters that the runs' sweeps declared as grid axes besides max_freq and seed
-    (the `grid_axes` tag of each main run), sorted."""
-    if GRID_AXES_TAG not in runs:
-        return []
-    tags = runs[GRID_AXES_TAG].dropna().unique()
-    return sorted({axis for text in tags for axis in str(text).split(",") if axis})
-
-
-def _plain(value: Any) -> Any:
-    if pd.isna(value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def settings(
-    runs: pd.DataFrame, params: list[str] | None = None
-) -> list[tuple[dict[str, Any], pd.DataFrame]]:
-    """(setting, its runs) per combination of `params` (default: `varying_params`), sorted;
-    a setting maps each parameter to its value (None: not logged). [({}, runs)] if none vary."""
-    params = varying_params(runs) if params is None else list(params)
-    if not params:
-        return [({}, runs)]
-    out = []
-    for key, group in runs.groupby(params, dropna=False, sort=True):
-        values = key if isinstance(key, tuple) else (key,)
-        out.append(({p: _plain(v) for p, v in zip(params, values, strict=True)}, group))
-    return out
-
-
-def value_text(value: Any) -> str:
-    """A parameter value as text: 0.1, 'jax', 'unset' (missing)."""
-    value = _plain(value)
-    if value is None:
-        return "unset"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def label(setting: dict[str, Any]) -> str:
-    """'dropout=0.2, backend=jax'; 'all runs' for the empty setting."""
-    return ", ".join(f"{k}={value_text(v)}" for k, v in setting.items()) or "all runs"
-
-
-def diverged_of(finished: pd.DataFrame) -> pd.Series:
-    """The verdict of FINISHED runs as bools; a run without one counts as diverged."""
-    return finished["diverged"].fillna(True).astype(bool)
-
-
-# --- divergence: logistic regression, Firth when the MLE is infinite or biased --------------
+# --- divergence ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -130,90 +71,18 @@ class DivergenceTrend:
     events: int  # of which diverged
     max_freqs: tuple[int, ...]
     method: str = ""  # "logit" (maximum likelihood), "firth", or "" (no fit)
+    reason: str = ""  # why Firth, or why no fit ('no runs', 'no events', 'only events', …)
     coef: tuple[float, float] = (math.nan, math.nan)  # intercept; slope per unit max_freq
     cov: tuple[tuple[float, float], tuple[float, float]] = ((math.nan,) * 2,) * 2
     or10: float = math.nan  # odds ratio per +PER max_freq, and its 95% interval
     or10_low: float = math.nan
     or10_high: float = math.nan
-    p_increasing: float = math.nan  # one-sided, H1: slope > 0
-    note: str = ""
+    p: float = math.nan  # two-sided, no trend
+    p_increasing: float = math.nan  # one-sided, H1: slope > 0 (for trend_divergence_p)
 
     @property
     def verdict(self) -> str:
-        """'grows', 'falls', 'cannot tell' (the interval contains 1) or 'no fit'."""
-        return _verdict(self.or10_low, self.or10_high, 1.0)
-
-
-def _verdict(low: float, high: float, null: float) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return "no fit"
-    return "grows" if low > null else "falls" if high < null else "cannot tell"
-
-
-def _firth_reason(x: np.ndarray, y: np.ndarray) -> str:
-    events, others = x[y == 1], x[y == 0]
-    # With one predictor, the MLE is infinite exactly when a threshold splits the outcomes.
-    if others.max() <= events.min() or events.max() <= others.min():
-        return "separation: a max_freq threshold splits diverged from non-diverged runs"
-    few = min(len(events), len(others))
-    if few < MIN_EVENTS:
-        which = "diverged" if len(events) == few else "non-diverged"
-        return f"few events: {few} {which} run{'s' * (few != 1)}, fewer than {MIN_EVENTS}"
-    return ""
-
-
-def _penalised(model: sm.Logit, beta: np.ndarray) -> float:
-    """Firth's penalised log likelihood: l(β) + ½ log det I(β); −1e300 where that underflows."""
-    with np.errstate(all="ignore"):
-        value = model.loglike(beta) + 0.5 * np.linalg.slogdet(-model.hessian(beta))[1]
-    return float(value) if np.isfinite(value) else -1e300
-
-
-def _firth(model: sm.Logit) -> np.ndarray:
-    """Fisher-scoring steps on Firth's modified score U(β) + Xᵀ(h(½ − p)), h the hat values;
-    halved while they lower the penalised likelihood, and when they turn back on the last one
-    (the scoring step can overshoot and oscillate)."""
-    x, beta, last = model.exog, np.zeros(model.exog.shape[1]), np.zeros(model.exog.shape[1])
-    for _ in range(500):
-        p = model.predict(beta)
-        cov = np.linalg.inv(-model.hessian(beta))
-        hat = p * (1 - p) * np.einsum("ij,jk,ik->i", x, cov, x)
-        step = cov @ (model.score(beta) + x.T @ (hat * (0.5 - p)))
-        if step @ last < 0:
-            step = step / 2
-        start = _penalised(model, beta)
-        while _penalised(model, beta + step) < start - 1e-12 and np.abs(step).max() > 1e-12:
-            step = step / 2
-        beta, last = beta + step, step
-        if np.abs(step).max() < 1e-10:
-            return beta
-    raise RuntimeError(f"Firth iteration did not converge (last step {step})")
-
-
-def _profile_slope(model: sm.Logit, beta: np.ndarray, se: float) -> tuple[float, float, float]:
-    """Profile penalised-likelihood 95% interval of the slope and the one-sided p-value of
-    slope > 0 (the signed root of the penalised likelihood ratio at slope 0)."""
-    top, crit = _penalised(model, beta), Z**2 / 2
-
-    def drop(slope: float) -> float:  # half the penalised deviance, intercept re-fitted
-        # The intercept is the log odds at the mean max_freq: beyond ±40 of the fit, absurd.
-        best = optimize.minimize_scalar(
-            lambda a: -_penalised(model, np.array([a, slope])),
-            bounds=(beta[0] - 40, beta[0] + 40),
-            method="bounded",
-            options={"xatol": 1e-9},
-        )
-        return min(top + best.fun, 1e6)
-
-    ends = []
-    for sign in (-1.0, 1.0):
-        width = se
-        while drop(beta[1] + sign * width) < crit:
-            width *= 2
-        a, b = sorted((beta[1], beta[1] + sign * width))
-        ends.append(optimize.brentq(lambda s: drop(s) - crit, a, b, xtol=1e-10))
-    root = math.copysign(math.sqrt(max(0.0, 2 * drop(0.0))), beta[1])
-    return ends[0], ends[1], float(norm.sf(root))
+        return verdict(self.or10_low, self.or10_high, 1.0)
 
 
 def divergence_trend(runs: pd.DataFrame) -> DivergenceTrend:
@@ -224,51 +93,37 @@ def divergence_trend(runs: pd.DataFrame) -> DivergenceTrend:
     n, k = len(y), int(y.sum())
     base = {"runs": n, "events": k, "max_freqs": tuple(sorted({int(v) for v in x}))}
     if n == 0:
-        return DivergenceTrend(**base, note="no finished runs")
+        return DivergenceTrend(**base, reason="no runs")
     if k in (0, n):
-        what = "no divergence observed" if k == 0 else "every finished run diverged"
-        return DivergenceTrend(**base, note=f"{what} ({k} of {n}): no odds ratio")
+        return DivergenceTrend(**base, reason="no events" if k == 0 else "only events")
     if len(base["max_freqs"]) < 2:
-        return DivergenceTrend(**base, note="a single max_freq: no trend to fit")
-    # Centred: the intercept is the log odds at the mean max_freq, nearly uncorrelated with
-    # the slope, which keeps the profile likelihood's inner fits easy.
+        return DivergenceTrend(**base, reason="one max_freq")
+    # Centred: the intercept is the log odds at the mean max_freq, nearly uncorrelated with the
+    # slope, which keeps the profile likelihood's inner fits easy. Grouped by max_freq: the same
+    # likelihood, a row per max_freq instead of per run.
     centre = float(x.mean())
-    model = sm.Logit(y, np.column_stack([np.ones(n), x - centre]))
-    reason, result = _firth_reason(x, y), None
-    if not reason:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ConvergenceWarning)
-            warnings.simplefilter("error", PerfectSeparationWarning)
-            try:
-                result = model.fit(disp=0)
-            except (ConvergenceWarning, PerfectSeparationWarning, np.linalg.LinAlgError):
-                reason = "the maximum-likelihood fit did not converge"
-    if result is not None:
-        beta, cov = np.asarray(result.params), np.asarray(result.cov_params())
-        se = math.sqrt(cov[1, 1])
-        low, high = beta[1] - Z * se, beta[1] + Z * se
-        p, method, note = float(norm.sf(beta[1] / se)), "logit", ""
-    else:
-        beta = _firth(model)
-        cov = np.linalg.inv(-model.hessian(beta))
-        low, high, p = _profile_slope(model, beta, math.sqrt(cov[1, 1]))
-        method, note = (
-            "firth",
-            (f"Firth-penalised logistic regression, not maximum likelihood ({reason})"),
-        )
-    # Back to max_freq itself: intercept a − b·centre.
-    shift = np.array([[1.0, -centre], [0.0, 1.0]])
+    xs = np.array(base["max_freqs"], dtype=float)
+    events = np.array([y[x == v].sum() for v in xs])
+    trials = np.array([np.sum(x == v) for v in xs], dtype=float)
+    design = np.column_stack([np.ones(len(xs)), xs - centre])
+    result = logistic.fit(logistic.Data.of(design, events, trials))
+    if not result.method:
+        return DivergenceTrend(**base, reason=result.reason)
+    beta, cov = result.beta, result.cov
+    shift = np.array([[1.0, -centre], [0.0, 1.0]])  # back to max_freq itself
     raw, raw_cov = shift @ beta, shift @ cov @ shift.T
+    p = float(result.p[1])
     return DivergenceTrend(
         **base,
-        method=method,
+        method=result.method,
+        reason=result.reason,
         coef=(float(raw[0]), float(raw[1])),
         cov=tuple(tuple(float(v) for v in row) for row in raw_cov),
         or10=math.exp(PER * beta[1]),
-        or10_low=math.exp(PER * low),
-        or10_high=math.exp(PER * high),
-        p_increasing=p,
-        note=note,
+        or10_low=math.exp(PER * result.low[1]),
+        or10_high=math.exp(PER * result.high[1]),
+        p=p,
+        p_increasing=p / 2 if beta[1] > 0 else 1 - p / 2,
     )
 
 
@@ -291,7 +146,61 @@ def divergence_curve(trend: DivergenceTrend, max_freq: np.ndarray) -> pd.DataFra
     )
 
 
-# --- error: power law by log-log least squares, bootstrap interval --------------------------
+# --- error of the runs that learned: power law, Welch–Satterthwaite interval ----------------
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Per max_freq: log max_freq, runs, mean and variance of log mae_test, and the degrees of
+    freedom of that variance (a borrowed, pooled variance carries the pooled ones)."""
+
+    x: np.ndarray
+    n: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    df: np.ndarray
+
+    def contrast(self, c: np.ndarray, level: float = LEVEL) -> tuple[float, float, float, float]:
+        """Σ c_j·mean_j, its `level` t-interval with Welch–Satterthwaite degrees of freedom, and
+        the two-sided p-value of zero."""
+        value = float(c @ self.mean)
+        parts = c**2 * self.var / self.n
+        var = float(parts.sum())
+        if var <= 0:
+            return value, value, value, math.nan
+        dof = var**2 / float(np.sum(parts**2 / self.df))
+        half = sps.t.ppf(0.5 + level / 2, dof) * math.sqrt(var)
+        p = float(2 * sps.t.sf(abs(value) / math.sqrt(var), dof))
+        return value, value - half, value + half, p
+
+    def slope_weights(self) -> np.ndarray:
+        """c with Σ c_j·mean_j = the least-squares slope of the runs' log errors."""
+        centre = self.n @ self.x / self.n.sum()
+        return self.n * (self.x - centre) / (self.n @ (self.x - centre) ** 2)
+
+    def fit_weights(self, at: float) -> np.ndarray:
+        """c with Σ c_j·mean_j = the least-squares fit at log max_freq `at`."""
+        centre = self.n @ self.x / self.n.sum()
+        return self.n / self.n.sum() + self.slope_weights() * (at - centre)
+
+
+def cells_of(lx: np.ndarray, ly: np.ndarray) -> tuple[Cells, list[float]]:
+    """The per-max_freq summaries of log–log data, and the max_freqs (as log values) with a
+    single run, whose variance is the pooled variance of the others."""
+    xs = np.unique(lx)
+    n = np.array([np.sum(lx == v) for v in xs], dtype=float)
+    mean = np.array([ly[lx == v].mean() for v in xs])
+    var = np.array(
+        [ly[lx == v].var(ddof=1) if c > 1 else math.nan for v, c in zip(xs, n, strict=True)]
+    )
+    df = n - 1
+    singles = [float(v) for v, c in zip(xs, n, strict=True) if c == 1]
+    if singles and np.any(n > 1):
+        pooled_df = float(np.sum(df[n > 1]))
+        pooled = float(np.sum(df[n > 1] * var[n > 1]) / pooled_df)
+        var = np.where(n > 1, var, pooled)
+        df = np.where(n > 1, df, pooled_df)
+    return Cells(xs, n, mean, var, df), singles
 
 
 @dataclass(frozen=True)
@@ -301,36 +210,18 @@ class ErrorTrend:
     exponent: float = math.nan  # b in mae_test ∝ max_freq^b, and its 95% interval
     low: float = math.nan
     high: float = math.nan
+    p: float = math.nan  # two-sided, b = 0
     intercept: float = math.nan  # log mae_test at max_freq 1
-    note: str = ""
-    draws: np.ndarray = field(default_factory=lambda: np.empty((0, 2)), repr=False, compare=False)
+    singles: tuple[int, ...] = ()  # max_freqs with one run (their variance is borrowed)
+    reason: str = ""  # why no fit or no interval: 'one max_freq', 'one run each'
+    cells: Cells | None = field(default=None, repr=False, compare=False)
 
     @property
     def verdict(self) -> str:
-        """'grows', 'falls', 'cannot tell' (the interval contains 0) or 'no fit'."""
-        return _verdict(self.low, self.high, 0.0)
+        return verdict(self.low, self.high, 0.0)
 
 
-def _bootstrap(lx: np.ndarray, ly: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, 2): intercept and slope of least squares on runs resampled within each x.
-    With x fixed within a stratum the fit depends only on the strata's mean y, so each
-    resample costs one weighted sum."""
-    rng = np.random.default_rng(seed)
-    xs = np.unique(lx)
-    counts = np.array([np.sum(lx == v) for v in xs])
-    means = np.column_stack(
-        [
-            ly[lx == v][rng.integers(0, c, (resamples, c))].mean(axis=1)
-            for v, c in zip(xs, counts, strict=True)
-        ]
-    )
-    xbar = counts @ xs / counts.sum()
-    weights = counts * (xs - xbar) / (counts @ (xs - xbar) ** 2)
-    slopes = means @ weights
-    return np.column_stack([means @ counts / counts.sum() - slopes * xbar, slopes])
-
-
-def error_trend(runs: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> ErrorTrend:
+def error_trend(runs: pd.DataFrame) -> ErrorTrend:
     """Power law of test MAE in max_freq over the non-diverged FINISHED runs of one setting."""
     done = runs[runs["status"] == "FINISHED"]
     mae = done["mae_test"].to_numpy(float)
@@ -339,78 +230,229 @@ def error_trend(runs: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -
     lx, ly = np.log(freq), np.log(mae[keep])
     max_freqs = tuple(sorted({int(v) for v in freq}))
     if len(max_freqs) < 2:
-        return ErrorTrend(len(ly), max_freqs, note="fewer than two max_freq values to fit")
-    fit = sm.OLS(ly, sm.add_constant(lx, has_constant="add")).fit()
-    draws = _bootstrap(lx, ly, resamples, seed)
-    low, high = np.percentile(draws[:, 1], [50 - 50 * LEVEL, 50 + 50 * LEVEL])
-    singles = [m for m in max_freqs if np.sum(freq == m) == 1]
-    note = ""
+        return ErrorTrend(len(ly), max_freqs, reason="one max_freq")
+    cells, singles = cells_of(lx, ly)
+    slope = float(cells.slope_weights() @ cells.mean)
+    intercept = float(cells.fit_weights(0.0) @ cells.mean)
+    single_freqs = tuple(sorted(round(math.exp(v)) for v in singles))
     if len(singles) == len(max_freqs):
-        low = high = math.nan
-        note = "one run per max_freq: no bootstrap interval"
-    elif singles:
-        note = f"one run at max_freq {', '.join(map(str, singles))}: the interval omits its spread"
-    return ErrorTrend(
-        len(ly),
-        max_freqs,
-        float(fit.params[1]),
-        float(low),
-        float(high),
-        float(fit.params[0]),
-        note,
-        draws,
-    )
+        return ErrorTrend(
+            len(ly), max_freqs, slope, intercept=intercept, singles=single_freqs,
+            reason="one run each",
+        )  # fmt: skip
+    _, low, high, p = cells.contrast(cells.slope_weights())
+    return ErrorTrend(len(ly), max_freqs, slope, low, high, p, intercept, single_freqs, "", cells)
 
 
 def error_curve(trend: ErrorTrend, max_freq: np.ndarray) -> pd.DataFrame:
-    """The fitted power law and its pointwise 95% bootstrap band at `max_freq`; no rows when
-    there is no fit."""
+    """The fitted power law and its pointwise 95% band at `max_freq` (the same
+    Welch–Satterthwaite interval, for the fitted log error there); no rows without a fit."""
     if math.isnan(trend.exponent):
         return pd.DataFrame(columns=["max_freq", "mae", "low", "high"])
     g = np.asarray(max_freq, dtype=float)
     fitted = np.exp(trend.intercept + trend.exponent * np.log(g))
-    if len(trend.draws) and not math.isnan(trend.low):
-        band = np.exp(trend.draws[:, :1] + trend.draws[:, 1:] * np.log(g))
-        low, high = np.percentile(band, [50 - 50 * LEVEL, 50 + 50 * LEVEL], axis=0)
-    else:
+    if trend.cells is None:
         low = high = np.full_like(g, math.nan)
+    else:
+        ends = np.array([trend.cells.contrast(trend.cells.fit_weights(v))[1:3] for v in np.log(g)])
+        low, high = np.exp(ends[:, 0]), np.exp(ends[:, 1])
     return pd.DataFrame({"max_freq": g, "mae": fitted, "low": low, "high": high})
 
 
-# --- how many seeds -------------------------------------------------------------------------
+# --- how many seeds: simulation of the report's own fit --------------------------------------
+
+
+def _softplus(eta: np.ndarray) -> np.ndarray:
+    return np.maximum(eta, 0) + log1p(np.exp(-np.abs(eta)))
+
+
+def _batch_fit(x: np.ndarray, k: np.ndarray, n: int, firth: bool, free_slope: bool = True):
+    """Newton (maximum likelihood) or Fisher scoring on Firth's modified score (firth), with
+    logistic.py's step rules, for many replicates at once: x (K,) centred max_freqs, k (R, K)
+    events of n trials each. Returns (beta (R, 2), objective (R,), converged (R,)); with
+    free_slope False the slope stays 0."""
+    design = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros((len(k), 2))
+    free = np.array([True, free_slope])
+
+    def objective(b, kk=k):
+        eta = b @ design.T
+        value = np.sum(kk * eta, axis=1) - n * np.sum(_softplus(eta), axis=1)
+        if firth:
+            p = expit(eta)
+            info = np.einsum("rk,ki,kj->rij", n * p * (1 - p), design, design)
+            sign, logdet = np.linalg.slogdet(info)
+            value = np.where(sign > 0, value + 0.5 * logdet, -1e300)
+        return value
+
+    value = objective(beta)
+    last = np.zeros_like(beta)
+    done = np.zeros(len(k), bool)
+    for _ in range(500):
+        p = expit(beta @ design.T)
+        w = n * p * (1 - p)
+        info = np.einsum("rk,ki,kj->rij", w, design, design)
+        resid = k - n * p
+        if firth:
+            cov = np.linalg.inv(info)
+            hat = w * np.einsum("ki,rij,kj->rk", design, cov, design)
+            resid = resid + hat * (0.5 - p)
+        score = resid @ design
+        step = np.zeros_like(beta)
+        if free_slope:
+            step = np.linalg.solve(info, score[..., None])[..., 0]
+        else:
+            step[:, 0] = score[:, 0] / info[:, 0, 0]
+        step[done] = 0
+        if firth:
+            turn = np.sum(step * last, axis=1) < 0
+            step[turn] /= 2
+        new = objective(beta + step)
+        for _ in range(60):  # halve while the objective falls
+            worse = (new < value - 1e-12) & (np.abs(step).max(axis=1) > 1e-12)
+            if not worse.any():
+                break
+            step[worse] /= 2
+            new[worse] = objective(beta[worse] + step[worse], k[worse])
+        beta, last, value = beta + step, step, np.where(done, value, new)
+        done |= np.abs(step).max(axis=1) < 1e-10
+        if done.all():
+            break
+    beta[:, ~free] = 0
+    return beta, value, done
+
+
+def batch_p_values(x: np.ndarray, k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For R simulated studies (events k (R, K) of n runs at each centred max_freq x): the
+    two-sided p-value of no trend and the sign of the fitted slope, by exactly the decisions
+    and estimators of logistic.fit (tests check they agree); NaN where it makes no fit."""
+    k = np.asarray(k, dtype=float)
+    total, runs = k.sum(axis=1), n * k.shape[1]
+    p_out, sign = np.full(len(k), math.nan), np.zeros(len(k))
+    fits = (total > 0) & (total < runs)
+    on, off = k > 0, k < n
+    lo_on = np.where(on, x, np.inf).min(axis=1)
+    hi_on = np.where(on, x, -np.inf).max(axis=1)
+    lo_off = np.where(off, x, np.inf).min(axis=1)
+    hi_off = np.where(off, x, -np.inf).max(axis=1)
+    separated = (hi_off <= lo_on) | (hi_on <= lo_off)
+    few = np.minimum(total, runs - total) < logistic.MIN_EVENTS
+    use_firth = separated | few
+    fallback = np.zeros(len(k), bool)
+    for firth in (False, True):
+        rows = np.flatnonzero(fits & (use_firth == firth))
+        if not len(rows):
+            continue
+        beta, top, ok = _batch_fit(x, k[rows], n, firth)
+        if firth:
+            _, nul, ok0 = _batch_fit(x, k[rows], n, True, free_slope=False)
+            p = sps.chi2.sf(2 * np.maximum(0.0, top - nul), 1)
+            ok &= ok0
+        else:
+            design = np.column_stack([np.ones_like(x), x])
+            pr = expit(beta @ design.T)
+            info = np.einsum("rk,ki,kj->rij", n * pr * (1 - pr), design, design)
+            se = np.sqrt(np.linalg.inv(info)[:, 1, 1])
+            p = 2 * sps.norm.sf(np.abs(beta[:, 1]) / se)
+        p_out[rows], sign[rows] = p, np.sign(beta[:, 1])
+        fallback[rows[~ok]] = True
+    for r in np.flatnonzero(fallback):  # the rare replicate that did not converge here
+        result = logistic.fit(
+            logistic.Data.of(np.column_stack([np.ones_like(x), x]), k[r], np.full(len(x), n))
+        )
+        p_out[r] = result.p[1] if result.method else math.nan
+        sign[r] = np.sign(result.beta[1]) if result.method else 0
+    return p_out, sign
+
+
+class _Simulation:
+    """Simulated studies at max_freqs `freqs` with a true rate expit(a + b·(x − x̄)): common
+    random numbers across numbers of seeds and effects, so that power rises smoothly."""
+
+    def __init__(self, freqs: tuple[int, ...], replicates: int, cap: int, seed: int):
+        self.x = np.asarray(freqs, dtype=float) - np.mean(freqs)
+        self.uniform = np.random.default_rng(seed).random((replicates, len(freqs), cap))
+
+    def power(self, centred: float, slope: float, n: int) -> float:
+        rate = expit(centred + slope * self.x)
+        k = (self.uniform[:, :, :n] < rate[:, None]).sum(axis=2)
+        p, sign = batch_p_values(self.x, k, n)
+        return float(np.mean((p < 1 - LEVEL) & (sign == np.sign(slope))))
+
+    def seeds(self, centred: float, slope: float, target: float) -> float:
+        """The smallest n ≤ cap with simulated power ≥ target (inf: none), by bisection."""
+        cap = self.uniform.shape[2]
+        if slope == 0 or self.power(centred, slope, cap) < target:
+            return math.inf
+        low, high = 1, cap  # power(low) < target ≤ power(high)
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if self.power(centred, slope, mid) >= target else (mid, high)
+        return float(high)
+
+
+def simulated_power(
+    trend: DivergenceTrend,
+    seeds: int,
+    slope: float | None = None,
+    replicates: int = SEED_REPLICATES,
+    seed: int = 0,
+) -> float:
+    """The fraction of simulated studies (`seeds` per max_freq at trend.max_freqs, the fitted
+    rates, or the fitted rate at the mean max_freq with another `slope`) whose 95% interval
+    excludes 1 on the true side."""
+    sim = _Simulation(trend.max_freqs, replicates, seeds, seed)
+    centre = float(np.mean(trend.max_freqs))
+    centred = trend.coef[0] + trend.coef[1] * centre
+    return sim.power(centred, trend.coef[1] if slope is None else slope, seeds)
 
 
 @dataclass(frozen=True)
 class SeedAdvice:
-    seeds: float  # per max_freq; inf: more than `cap` (or a slope of 0); NaN: no fit
+    seeds: float  # per max_freq at the fitted trend; inf: more than SEED_CAP; NaN: no fit
+    strong: float  # … if the truth is the interval's end farthest from no effect
+    weak: float  # … if it is the end nearest to no effect (inf when that end is no effect)
     current: float  # FINISHED runs per max_freq in the study
+    current_power: float  # simulated power of this study's own design at the fitted trend
     max_freqs: tuple[int, ...]
     power: float
 
 
 def seeds_needed(
-    trend: DivergenceTrend, power: float = SEED_POWER, cap: int = SEED_CAP
+    trend: DivergenceTrend,
+    power: float = SEED_POWER,
+    cap: int = SEED_CAP,
+    replicates: int = SEED_REPLICATES,
+    seed: int = 0,
 ) -> SeedAdvice:
-    """Seeds per max_freq (at trend.max_freqs) for the 95% interval on the log odds ratio to
-    exclude 0 with probability `power`, if the fitted trend is the true one: n such that
-    (z₀.₉₇₅ + z_power)·SE₁/√n = |slope|, SE₁ from the Fisher information of one seed each."""
+    """Seeds per max_freq (module docstring) at the fitted slope and at its interval's ends."""
     current = trend.runs / max(len(trend.max_freqs), 1)
+    nan = math.nan
     if not trend.method:
-        return SeedAdvice(math.nan, current, trend.max_freqs, power)
+        return SeedAdvice(nan, nan, nan, current, nan, trend.max_freqs, power)
+    sim = _Simulation(trend.max_freqs, replicates, cap, seed)
+    centre = float(np.mean(trend.max_freqs))
+    centred = trend.coef[0] + trend.coef[1] * centre
     slope = trend.coef[1]
-    x = np.column_stack([np.ones(len(trend.max_freqs)), trend.max_freqs])
-    p = expit(x @ np.array(trend.coef))
-    try:
-        var = np.linalg.inv((x.T * (p * (1 - p))) @ x)[1, 1]
-    except np.linalg.LinAlgError:
-        var = math.inf
-    need = (Z + norm.ppf(power)) ** 2 * var / slope**2 if slope != 0 else math.inf
-    return SeedAdvice(
-        float(math.ceil(need)) if need <= cap else math.inf, current, trend.max_freqs, power
+    ends = sorted(
+        (math.log(v) / PER for v in (trend.or10_low, trend.or10_high)), key=lambda b: abs(b)
     )
+    weak_slope, strong_slope = ends
+    if weak_slope * slope <= 0:  # the interval reaches no effect: no count is assured
+        weak = math.inf
+    else:
+        weak = sim.seeds(centred, weak_slope, power)
+    at = sim.seeds(centred, slope, power)
+    strong = sim.seeds(centred, strong_slope, power) if strong_slope * slope > 0 else at
+    # Monotone in the effect by construction: a stronger effect never needs more seeds.
+    at = min(at, weak)
+    strong = min(strong, at)
+    here = round(current)
+    current_power = sim.power(centred, slope, here) if 1 <= here <= cap else nan
+    return SeedAdvice(at, strong, weak, current, current_power, trend.max_freqs, power)
 
 
-# --- everything, per setting ----------------------------------------------------------------
+# --- everything, per setting -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -421,24 +463,14 @@ class Trends:
     seeds: SeedAdvice
 
 
-def fit(runs: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> list[Trends]:
+def fit(runs: pd.DataFrame) -> list[Trends]:
     """Every trend, per setting of the varying parameters. `diverged` is taken as it is:
     stats.judged(runs, ratio) re-judges at another threshold first."""
     out = []
     for setting, part in settings(runs):
         divergence = divergence_trend(part)
-        error = error_trend(part, resamples, seed)
-        out.append(Trends(setting, divergence, error, seeds_needed(divergence)))
+        out.append(Trends(setting, divergence, error_trend(part), seeds_needed(divergence)))
     return out
-
-
-def _metric_part(text: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\- ]", "_", value_text(text))
-
-
-def setting_suffix(setting: dict[str, Any]) -> str:
-    """The metric-name suffix of a setting: '/<param>_<value>' per varying parameter."""
-    return "".join(f"/{_metric_part(k)}_{_metric_part(v)}" for k, v in setting.items())
 
 
 def metrics(fits: list[Trends]) -> dict[str, float]:
@@ -452,14 +484,18 @@ def metrics(fits: list[Trends]) -> dict[str, float]:
             "trend_divergence_or10_low": d.or10_low,
             "trend_divergence_or10_high": d.or10_high,
             "trend_divergence_p": d.p_increasing,
+            "trend_divergence_p_two_sided": d.p,
             "trend_divergence_runs": d.runs,
             "trend_divergence_events": d.events,
             "trend_divergence_firth": float(d.method == "firth"),
             "trend_mae_exponent": e.exponent,
             "trend_mae_exponent_low": e.low,
             "trend_mae_exponent_high": e.high,
+            "trend_mae_p": e.p,
             "trend_mae_runs": e.runs,
             "seeds_recommended": t.seeds.seeds,
+            "seeds_recommended_low": t.seeds.strong,
+            "seeds_recommended_high": t.seeds.weak,
         }
         out |= {name + suffix: float(v) for name, v in values.items()}
     return out

@@ -36,7 +36,7 @@ def data_for(cfg: DataConfig) -> tuple[str, dict[str, generate_data.Dataset], bo
 
 
 def _references_and_imports(datasets: dict[str, generate_data.Dataset]) -> dict[str, float]:
-    plots._pyplot()
+    plots.pyplot()
     return reference_metrics(datasets)
 
 

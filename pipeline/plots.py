@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +23,7 @@ def learning_curve(
 ) -> None:
     """The loss per epoch; beside it, when given, mae_ratio_train against optimizer updates
     with the plateau threshold."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = 2 if progress else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), dpi=100, squeeze=False)
     ax = axes[0, 0]
@@ -57,7 +57,7 @@ def learning_curve(
 
 def predicted_vs_true(sets: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path):
     """sets: split name → (true frequency, prediction)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5), dpi=100)
     top = max(float(np.max(true)) for true, _ in sets.values()) + 1
     ax.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="perfect prediction")

@@ -9,7 +9,7 @@ import pytest
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight
 
-from analysis import escape, report, stats
+from analysis import escape, stats, wording
 
 # Ten runs at two max_freqs, 100 updates each (10 per epoch); NaN: never left the plateau.
 ESCAPES = {10: [20, 20, 40, 60, np.nan], 30: [40, 80, np.nan, np.nan, np.nan]}
@@ -169,7 +169,8 @@ def test_no_progress_data_means_no_section():
 
 def test_the_section_says_failure_delay_and_the_budget_trend():
     fits = escape.fit(_runs())
-    section = report.escape_section(fits, title_labels=False)
+    family = wording.family_of([], None, None, fits)
+    section = wording.escape_section(fits, False, family)
     text = " ".join(section.bullets)
     assert (
         "of the 6 runs still on the plateau at 50 updates (half the budget), 2 left it by 100"

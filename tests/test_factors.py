@@ -1,17 +1,16 @@
-"""Factor effects and the backend comparison on synthetic runs tables with known answers (no
-tracking store)."""
+"""Factor effects on synthetic runs tables with known answers (no tracking store)."""
 
 import itertools
 import math
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import stats as sps
 from scipy.special import expit
 
-from analysis import factors, report, stats, store
+from analysis import factors, logistic, report, stats, store, wording
 
 RESAMPLES = 300  # fewer than the default: fast, and enough for 95% percentile intervals
 
@@ -76,7 +75,7 @@ def test_factors_are_coded_against_their_reference_and_max_freq_numeric_beyond_t
     assert x.shape == (len(runs), 4)
     assert np.array_equal(x[:, 1], (runs["samples_per_freq"] == 1).to_numpy(float))
     assert np.array_equal(x[:, 2], (runs["samples_per_freq"] == 20).to_numpy(float))
-    assert x[:, 3].mean() == pytest.approx(0) and np.ptp(x[:, 3]) == 30
+    assert x[:, 3].mean() == pytest.approx(0, abs=1e-12) and np.ptp(x[:, 3]) == 3  # per +10
     two, _ = factors.factors_of(_grid(2, target_scale=("max_freq", "none")))
     assert [(f.name, f.reference, f.levels) for f in two] == [
         ("target_scale", "none", ("max_freq",)),
@@ -84,34 +83,54 @@ def test_factors_are_coded_against_their_reference_and_max_freq_numeric_beyond_t
     ]
 
 
-def test_nothing_besides_max_freq_varying_gives_no_section():
+def _sentences(e: factors.FactorEffects) -> dict[str, str]:
+    family = wording.family_of([], e, None, [])
+    return {r["factor"]: wording.effect_sentence(r, e, family) for _, r in e.table.iterrows()}
+
+
+def test_nothing_besides_max_freq_varying_gives_no_factor_model():
     runs = _grid(5, max_freqs=(10, 20, 30), backend=("jax",))
-    comparisons = factors.fit(runs, RESAMPLES)
-    assert comparisons.effects is None and comparisons.backends is None
-    assert factors.sections(comparisons) == [] and factors.metrics(comparisons) == {}
+    assert factors.effects(runs, RESAMPLES) is None and factors.metrics(None) == {}
 
 
-# --- the median -----------------------------------------------------------------------------
+# --- the error of the runs that learned -----------------------------------------------------
 
 
-def test_a_known_median_effect_is_recovered_and_a_null_factor_cannot_tell():
+def test_a_known_median_effect_is_recovered_and_a_null_factor_is_not_resolved():
     runs = _grid(25, samples_per_freq=(1, 10), target_scale=("none", "max_freq"))
     runs["mae_ratio_test"] += 0.2 * (runs["samples_per_freq"] == 1)
     runs = _diverge(runs, np.full(len(runs), -1.0))
     e = factors.effects(runs, RESAMPLES)
     assert e.runs == 200 and e.title == "Which cause matters"
+    assert e.learned == int((~runs["diverged"]).sum())  # the error model: learned runs only
     spf, scale = _row(e, "samples_per_freq"), _row(e, "target_scale")
     assert (spf["level"], spf["reference"], spf["key"]) == ("1", "10", "samples_per_freq_1")
     assert 0 < spf["median_low"] < 0.2 < spf["median_high"] < 0.3
     assert spf["median_effect"] == pytest.approx(0.2, abs=0.03)
     assert scale["median_low"] < 0 < scale["median_high"]
     assert scale["median_high"] - scale["median_low"] < 0.05
-    sentences = {r["factor"]: factors.effect_sentence(r, e) for _, r in e.table.iterrows()}
-    assert "median mae_ratio_test is 0.2" in sentences["samples_per_freq"]
+    assert spf["median_p"] < 0.01 and scale["median_p"] > 0.05
+    sentences = _sentences(e)
+    assert "the learned runs' median mae_ratio_test is 0.2" in sentences["samples_per_freq"]
     assert "higher (95% CI" in sentences["samples_per_freq"]
-    assert "median mae_ratio_test: cannot tell" in sentences["target_scale"]
-    assert "contains 0, no effect" in sentences["target_scale"]
-    assert "median mae_ratio_test: cannot tell" not in sentences["samples_per_freq"]
+    assert (
+        "median mae_ratio_test: not resolved, the difference lies between"
+        in sentences["target_scale"]
+    )
+    assert "no effect" not in " ".join(sentences.values())
+
+
+def test_diverged_runs_do_not_count_again_in_the_error():
+    """A factor that only drives divergence (diverged runs have a huge mae_ratio_test) shows no
+    effect on the learned runs' median."""
+    runs = _grid(40, samples_per_freq=(1, 10), rng_seed=21)
+    on = (runs["samples_per_freq"] == 1).to_numpy()
+    runs = _diverge(runs, np.where(on, 0.5, -2.5), rng_seed=22)
+    runs.loc[runs["diverged"].to_numpy(bool), "mae_ratio_test"] = 1.5
+    e = factors.effects(runs, RESAMPLES)
+    spf = _row(e, "samples_per_freq")
+    assert spf["or_low"] > 3  # divergence: a strong effect
+    assert spf["median_low"] < 0 < spf["median_high"]  # the learned runs' error: none
 
 
 def test_median_bootstrap_is_seeded_and_refits_by_quantregs_own_algorithm():
@@ -124,29 +143,16 @@ def test_median_bootstrap_is_seeded_and_refits_by_quantregs_own_algorithm():
     found, _ = factors.factors_of(runs)
     x, y = factors.design(runs, found), runs["mae_ratio_test"].to_numpy(float)
     quantreg = sm.QuantReg(y, x).fit(q=0.5).params
-    assert factors._lad(x, y, np.ones((1, len(y))))[0] == pytest.approx(quantreg, abs=1e-6)
+    assert factors.lad(x, y, np.ones((1, len(y))))[0] == pytest.approx(quantreg, abs=1e-6)
 
 
-def test_a_non_finite_mae_ratio_counts_as_worse_than_every_finite_one():
+def test_learned_runs_with_a_non_finite_error_are_counted_and_left_out():
     runs = _grid(15, samples_per_freq=(1, 10), rng_seed=6)
-    gone = runs.index[(runs["samples_per_freq"] == 1).to_numpy()][::3]  # 10 of its 30 runs
-
-    def effect(value: float) -> pd.Series:
-        changed = runs.assign(mae_ratio_test=runs["mae_ratio_test"].mask(runs.index.isin(gone)))
-        e = factors.effects(changed.fillna({"mae_ratio_test": value}), RESAMPLES)
-        return e, e.table.iloc[0]
-
-    e, nan = effect(np.nan)
-    _, large = effect(50.0)
-    assert e.nonfinite == 10 and e.runs == len(runs)
-    assert nan["median_effect"] == pytest.approx(large["median_effect"], abs=0.002)
-    assert nan["median_effect"] > 0.02 and 0 < nan["median_low"] < nan["median_effect"]
-    # Resamples with over half of the level non-finite: its median, and the effect, unbounded.
-    assert nan["median_high"] == math.inf and large["median_high"] < 50
-    dropped = factors.effects(runs.drop(index=gone), RESAMPLES).table.iloc[0]
-    assert abs(dropped["median_effect"]) < 0.01  # leaving them out would hide the effect
-    assert "10 runs with a non-finite mae_ratio_test" in factors.effects_section(e).paragraphs[0]
-    assert "to inf)" in factors.effect_sentence(nan, e)
+    runs.loc[runs.index[:4], "mae_ratio_test"] = np.nan
+    e = factors.effects(runs, RESAMPLES)
+    assert e.nonfinite == 4 and e.learned == len(runs) - 4
+    section = wording.effects_section(e, wording.family_of([], e, None, []))
+    assert "4 learned runs with a non-finite mae_ratio_test left out" in section.paragraphs[0]
 
 
 # --- divergence -----------------------------------------------------------------------------
@@ -157,49 +163,70 @@ def test_odds_ratios_are_recovered_for_a_factor_that_drives_divergence():
     on = (runs["target_scale"] == "max_freq").to_numpy()
     runs = _diverge(runs, -1.5 + math.log(4) * on, rng_seed=8)
     e = factors.effects(runs, RESAMPLES)
-    assert e.divergence_method == "logit" and e.divergence_note == ""
+    assert e.divergence.method == "logit" and e.divergence.reason == ""
     scale, spf = _row(e, "target_scale"), _row(e, "samples_per_freq")
     assert 1 < scale["or_low"] < 4 < scale["or_high"]
     assert spf["or_low"] < 1 < spf["or_high"]
-    assert "the odds of diverging multiply by" in factors.effect_sentence(scale, e)
-    assert "divergence: cannot tell (odds ratio" in factors.effect_sentence(spf, e)
-    metrics = factors.metrics(factors.Comparisons(e, None))
+    sentences = _sentences(e)
+    assert "the odds of diverging multiply by" in sentences["target_scale"]
+    assert "divergence: not resolved, the odds ratio lies between" in sentences["samples_per_freq"]
+    metrics = factors.metrics(e)
     assert metrics["effect_divergence_or/target_scale_max_freq"] == scale["odds_ratio"]
     assert metrics["effect_divergence_or/target_scale_max_freq_low"] == scale["or_low"]
     assert metrics["effect_divergence_firth"] == 0
+    # The same as statsmodels' Logit on the ungrouped runs.
+    found, _ = factors.factors_of(runs[runs["status"] == "FINISHED"])
+    x = factors.design(runs, found)
+    ref = sm.Logit(runs["diverged"].to_numpy(float), x).fit(disp=0)
+    assert math.log(scale["odds_ratio"]) == pytest.approx(ref.params[2], rel=1e-6)
+    assert math.log(scale["or_low"]) == pytest.approx(ref.conf_int()[2][0], rel=1e-6)
+    assert scale["or_p"] == pytest.approx(ref.pvalues[2], rel=1e-5)
 
 
-def test_separation_is_detected_flagged_and_gives_finite_odds_ratios():
+def test_separation_is_detected_and_gives_profile_intervals():
     runs = _grid(10, samples_per_freq=(1, 10), target_scale=("none", "max_freq"))
-    y = (runs["samples_per_freq"] == 1).to_numpy()
+    rng = np.random.default_rng(5)
+    y = (runs["samples_per_freq"] == 1).to_numpy() & (rng.random(len(runs)) < 0.6)
     runs = runs.assign(diverged=pd.array(y, dtype="boolean"))
     found, _ = factors.factors_of(runs)
     x = factors.design(runs, found)
-    assert factors.separated(x, y.astype(float))
-    assert not factors.separated(x, np.resize([1.0, 0.0, 0.0], len(y)))
+    assert logistic.separated(logistic.Data.of(x, y.astype(float)))
+    assert not logistic.separated(logistic.Data.of(x, np.resize([1.0, 0.0, 0.0], len(y))))
     e = factors.effects(runs, RESAMPLES)
-    assert e.divergence_method == "firth"
-    assert "Firth" in e.divergence_note and "separation" in e.divergence_note
-    assert "every run diverged at samples_per_freq=1" in e.divergence_note
+    assert e.divergence.method == "firth" and e.divergence.reason == logistic.SEPARATION
     spf = _row(e, "samples_per_freq")
     assert 1 < spf["or_low"] < spf["odds_ratio"] < spf["or_high"] < math.inf
-    assert factors.metrics(factors.Comparisons(e, None))["effect_divergence_firth"] == 1
-    assert "Firth" in factors.effects_section(e).paragraphs[0]
+    # Profile penalised likelihood, not Wald: the interval is not symmetric on the log scale.
+    beta, low, high = (math.log(spf[c]) for c in ("odds_ratio", "or_low", "or_high"))
+    assert abs((high - beta) - (beta - low)) > 0.05
+    data = factors.grouped(factors.design(runs, found), y.astype(float))
+    j = 1
+    crit = sps.chi2.ppf(0.95, 1) / 2
+    top = data.penalised(e.divergence.beta)
+    for end in (low, high):  # the penalised likelihood drops by χ²/2 at each end
+        free = np.ones(data.x.shape[1], bool)
+        free[j] = False
+        start = e.divergence.beta.copy()
+        start[j] = end
+        assert top - data.penalised(logistic.firth(data, free, start)) == pytest.approx(
+            crit, abs=1e-6
+        )
+    assert factors.metrics(e)["effect_divergence_firth"] == 1
+    section = wording.effects_section(e, wording.family_of([], e, None, []))
+    assert "profile penalised-likelihood intervals" in section.paragraphs[0]
 
 
 def test_few_events_use_firth_and_no_events_give_nothing_to_fit():
     runs = _grid(10, samples_per_freq=(1, 10), rng_seed=9)
     runs = _diverge(runs, np.full(len(runs), -2.0), rng_seed=12)
     e = factors.effects(runs, RESAMPLES)
-    assert (
-        0 < e.events < 10 and e.divergence_method == "firth" and "few events" in e.divergence_note
-    )
-    assert np.isfinite(e.table[["odds_ratio", "or_low", "or_high"]].to_numpy()).all()
+    assert 0 < e.events < 10 and e.divergence.method == "firth"
+    assert e.divergence.reason == logistic.FEW_EVENTS
+    assert np.isfinite(e.table[["odds_ratio", "or_low", "or_high"]].to_numpy(float)).all()
     none = factors.effects(_grid(10, samples_per_freq=(1, 10)), RESAMPLES)
-    assert none.divergence_method == "" and "nothing to fit" in none.divergence_note
+    assert none.divergence.method == "" and none.divergence.reason == "no events"
     assert none.table["odds_ratio"].isna().all()
-    sentence = factors.effect_sentence(none.table.iloc[0], none)
-    assert "no divergence observed (0 of 40): nothing to fit" in sentence
+    assert "no divergence observed: nothing to fit" in _sentences(none)["samples_per_freq"]
 
 
 def test_confounded_factors_are_reported_not_estimable():
@@ -208,126 +235,114 @@ def test_confounded_factors_are_reported_not_estimable():
     e = factors.effects(runs, RESAMPLES)
     assert list(e.table["factor"]) == ["backend", "target_scale", "max_freq"]
     confounded = e.table.set_index("factor").loc["target_scale"]
-    assert confounded["note"] == "confounded: not estimable"
+    assert not confounded["estimable"]
     assert math.isnan(confounded["median_effect"]) and math.isnan(confounded["odds_ratio"])
     assert math.isfinite(_row(e, "backend")["median_effect"])
-    assert any("not estimable: target_scale=max_freq" in n for n in e.notes)
+    assert e.confounded == ("target_scale=max_freq",)
+    assert "confounded with other factors: not estimable" in _sentences(e)["target_scale"]
 
 
 def test_a_numeric_max_freq_is_an_effect_per_ten_and_the_title_is_factor_effects():
     runs = _grid(20, max_freqs=(10, 20, 30, 40), dropout=(0.1, 0.3), rng_seed=12)
     runs["mae_ratio_test"] += 0.004 * runs["max_freq"].astype(float)  # +0.04 per +10
     e = factors.effects(runs, RESAMPLES)
-    assert e.title == "Factor effects"
+    assert e.title == "Factor effects" and e.cells is None  # numeric max_freq: no factorial
     freq = _row(e, "max_freq")
     assert freq["level"] == "per +10" and freq["key"] == "max_freq_per_10"
     assert freq["median_low"] < 0.04 < freq["median_high"] and freq["median_low"] > 0
-    assert "per +10 max_freq" in factors.effect_sentence(freq, e)
-    assert "effect_mae_ratio/max_freq_per_10_high" in factors.metrics(factors.Comparisons(e, None))
+    assert "per +10 max_freq" in _sentences(e)["max_freq"]
+    assert "effect_mae_ratio/max_freq_per_10_high" in factors.metrics(e)
 
 
-# --- backends -------------------------------------------------------------------------------
+# --- interactions ---------------------------------------------------------------------------
 
 
-def _backends(shift: dict[int, float], seeds: int = 30, rng_seed: int = 13) -> pd.DataFrame:
-    """Two backends, the same mae_test distribution but jax's multiplied by shift[max_freq];
-    jax fits in half the time."""
-    runs = _grid(seeds, max_freqs=(10, 20, 30), backend=("tensorflow", "jax"), rng_seed=rng_seed)
-    jax = (runs["backend"] == "jax").to_numpy()
-    factor = runs["max_freq"].map(lambda m: shift.get(int(m), 1.0)).to_numpy(float)
-    runs["mae_test"] *= np.where(jax, factor, 1.0)
-    runs["fit_seconds"] *= np.where(jax, 0.5, 1.0)
+def _causes(rng_seed: int = 31) -> pd.DataFrame:
+    """The causes design: samples_per_freq 1/10 × target_scale none/max_freq × max_freq 10/50
+    × 10 seeds; every divergence in the one cell (1, none, 50), as in the causes study."""
+    runs = _grid(10, max_freqs=(10, 50), samples_per_freq=(1, 10),
+                 target_scale=("none", "max_freq"), rng_seed=rng_seed)  # fmt: skip
+    corner = (
+        (runs["samples_per_freq"] == 1)
+        & (runs["target_scale"] == "none")
+        & (runs["max_freq"] == 50)
+    ).to_numpy()
+    runs["diverged"] = pd.array(corner, dtype="boolean")
+    runs.loc[corner, "mae_ratio_test"] = 1.4
     return runs
 
 
-def test_identical_backends_give_a_no_difference_verdict():
-    b = factors.compare_backends(_backends({}), RESAMPLES)
-    assert (b.reference, b.other) == ("tensorflow", "jax")
-    assert list(b.table["max_freq"]) == [10, 20, 30] and (b.table["ref_runs"] == 30).all()
-    assert (b.table["mwu_p_holm"] >= 0.05).all()
-    # Holm across the three max_freq values: the smallest p-value is multiplied by 3.
-    assert b.table["mwu_p_holm"].min() == pytest.approx(min(1, 3 * b.table["mwu_p"].min()))
-    assert ((b.table["ratio_low"] < 1) & (1 < b.table["ratio_high"])).all()
-    assert b.table["fit_seconds_ratio"].to_numpy() == pytest.approx(0.5, abs=0.05)
-    mae, divergence, fit = factors.backend_sentences(b)
-    assert mae.startswith("**No difference in test MAE detected at any max_freq**")
-    assert "Holm-adjusted p ≥ 0.05" in mae and "agree within a factor of [" in mae
-    assert divergence.startswith("**No difference in divergence rate detected")
-    assert "jax faster" in fit
+def test_divergence_confined_to_one_corner_is_shown_as_cells_not_odds_ratios():
+    e = factors.effects(_causes(), RESAMPLES)
+    assert e.cells is not None and len(e.cells) == 8
+    # A corner is the limit of an additive logit with infinite effects: the test cannot
+    # reject it, and the odds ratios are the penalty's, so the cells are shown instead.
+    test = e.additivity["divergence"]
+    assert test.df == 4 and test.test == "likelihood ratio" and not test.rejected
+    assert e.divergence.reason == logistic.SEPARATION
+    assert e.cells_instead("divergence") == "separation"
+    corner = e.cells[(e.cells["samples_per_freq"] == "1") & (e.cells["target_scale"] == "none")
+                     & (e.cells["max_freq"] == "50")].iloc[0]  # fmt: skip
+    assert (corner["diverged"], corner["runs"], corner["learned"]) == (10, 10, 0)
+    ci = sps.binomtest(10, 10).proportion_ci(0.95, method="exact")
+    assert (corner["rate_low"], corner["rate_high"]) == pytest.approx((ci.low, ci.high))
+    assert "mae_ratio" not in e.additivity  # a cell with no learned run: not testable
+    section = wording.effects_section(e, wording.family_of([], e, None, []))
+    text = " ".join(section.bullets)
+    assert "**Divergence is confined to 1 of the 8 cells**" in text
+    assert "not testable, a cell has no run that learned" in text
+    assert "divergence: see the cells (separated: no finite odds ratio)" in text
+    assert (section.table["odds ratio of diverging [95% CI]"] == "see cells").all()
+    caption, cells = section.tables[0]
+    assert caption == "Every cell of the factorial" and len(cells) == 8
+    assert factors.metrics(e)["effect_additivity_divergence_p"] == test.p
 
 
-def test_a_shifted_backend_is_detected_in_the_right_direction_where_it_is_shifted():
-    b = factors.compare_backends(_backends({20: 2.0, 30: 2.0}), RESAMPLES)
-    t = b.table.set_index("max_freq")
-    assert t.loc[10, "mwu_p_holm"] >= 0.05 and (t.loc[[20, 30], "mwu_p_holm"] < 0.001).all()
-    assert (t.loc[[20, 30], "ratio_low"] < 2).all() and (t.loc[[20, 30], "ratio_high"] > 2).all()
-    mae = factors.backend_sentences(b)[0]
-    assert mae.startswith("**Test MAE differs between backends** at max_freq 20: jax higher")
-    assert "max_freq 30: jax higher" in mae and "No difference detected at max_freq 10" in mae
-    lower = factors.backend_sentences(factors.compare_backends(_backends({10: 0.5}), RESAMPLES))
-    assert "at max_freq 10: jax lower" in lower[0]
+def test_an_interaction_on_the_logit_scale_rejects_additivity():
+    runs = _grid(50, max_freqs=(10,), samples_per_freq=(1, 10),
+                 target_scale=("none", "max_freq"), rng_seed=44)  # fmt: skip
+    a = (runs["samples_per_freq"] == 1).to_numpy()
+    b = (runs["target_scale"] == "max_freq").to_numpy()
+    runs = _diverge(runs, np.where(a == b, 0.0, -2.2), rng_seed=45)  # rates 0.5, 0.1, 0.1, 0.5
+    e = factors.effects(runs, RESAMPLES)
+    assert e.additivity["divergence"].rejected and e.cells_instead("divergence") == "interaction"
+    text = " ".join(wording.effects_section(e, wording.family_of([], e, None, [])).bullets)
+    assert "**The factors interact for divergence**" in text
 
 
-def test_divergence_rates_are_compared_by_fishers_exact_test():
-    runs = _backends({}, seeds=20)
-    jax = (runs["backend"] == "jax") & (runs["max_freq"] == 30) & (runs["seed"] < 12)
-    runs["diverged"] = pd.array(jax.to_numpy(), dtype="boolean")
-    b = factors.compare_backends(runs, RESAMPLES)
-    t = b.table.set_index("max_freq")
-    assert (t.loc[30, "ref_diverged"], t.loc[30, "other_diverged"]) == (0, 12)
-    assert t.loc[30, "divergence_p"] < 0.001 and t.loc[10, "divergence_p"] == 1
-    assert t.loc[30, "other_div_low"] == pytest.approx(stats.wilson_interval(12, 20)[0])
-    divergence = factors.backend_sentences(b)[1]
-    assert divergence.startswith("**Divergence rates differ between backends** at max_freq 30")
-    assert "tensorflow 0/20 vs jax 12/20" in divergence
+def test_additive_effects_are_not_rejected():
+    runs = _grid(30, samples_per_freq=(1, 10), target_scale=("none", "max_freq"), rng_seed=41)
+    x = (runs["samples_per_freq"] == 1).to_numpy() * 1.0 + (
+        runs["target_scale"] == "none"
+    ).to_numpy() * 0.8
+    runs = _diverge(runs, -1.5 + x, rng_seed=42)
+    runs["mae_ratio_test"] += 0.05 * (runs["samples_per_freq"] == 1)
+    e = factors.effects(runs, RESAMPLES)
+    assert not e.additivity["divergence"].rejected and not e.additivity["mae_ratio"].rejected
+    text = " ".join(wording.effects_section(e, wording.family_of([], e, None, [])).bullets)
+    assert "**Additivity of divergence is not rejected**" in text
+    assert "(not rejecting it does not show it)" in text
 
 
-def test_backend_metrics_are_named_per_max_freq_and_valid_mlflow_names():
-    runs = _backends({20: 2.0})
-    metrics = factors.metrics(factors.fit(runs, RESAMPLES))
-    for name in ("mwu_p", "median_ratio", "fit_seconds_ratio", "divergence_p"):
-        assert f"backend_{name}/max_freq_10" in metrics
-    assert (
-        metrics["backend_median_ratio/max_freq_20_low"]
-        < 2
-        < metrics["backend_median_ratio/max_freq_20_high"]
-    )
-    assert "effect_mae_ratio/backend_jax" in metrics and "effect_runs" in metrics
-    assert all(re.fullmatch(r"[A-Za-z0-9_\-. /]+", name) for name in metrics)
-    # Another varying parameter: compared within each of its values, never pooled.
-    both = pd.concat([runs.assign(samples_per_freq=1), runs.assign(samples_per_freq=10)])
-    keys = factors.metrics(factors.fit(both, RESAMPLES))
-    assert "backend_mwu_p/samples_per_freq_1/max_freq_20" in keys
-    assert "backend_mwu_p/max_freq_20" not in keys
-
-
-# --- the report -----------------------------------------------------------------------------
+def test_an_interaction_in_the_error_is_found():
+    runs = _grid(20, samples_per_freq=(1, 10), target_scale=("none", "max_freq"), rng_seed=43)
+    both = ((runs["samples_per_freq"] == 1) & (runs["target_scale"] == "none")).to_numpy()
+    runs["mae_ratio_test"] += 0.3 * both  # only in one cell
+    e = factors.effects(runs, RESAMPLES)
+    assert e.additivity["mae_ratio"].rejected
 
 
 def test_report_places_the_sections_right_after_findings(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "metric_histories", lambda ids, key: {})
     monkeypatch.setattr(store, "artifact_uris", lambda ids: {})
-    runs = _backends({20: 2.0}, seeds=20).assign(
-        eval_run_id=None, mae_train=1.0, samples_per_freq=10, run_id="r"
-    )
-    runs.loc[runs["seed"] < 10, "samples_per_freq"] = 1
+    runs = _causes().assign(eval_run_id=None, mae_train=1.0, run_id="r", backend="jax")
     report.write(runs, stats.summarize(runs), "T", None, tmp_path, 2)
     md = (tmp_path / "report.md").read_text()
-    order = ["## Findings", "## Which cause matters", "## Backends compared", "120 runs over"]
+    order = ["## Findings", "## Which cause matters", "**Every cell of the factorial**",
+             "80 runs over"]  # fmt: skip
     assert [md.index(s) for s in order] == sorted(md.index(s) for s in order)
-    assert "- **samples_per_freq=1 vs 10** (60 runs, 0 diverged): " in md
-    assert "main effects only (no interactions) over 120 FINISHED runs" in md
-    assert "- **Test MAE differs between backends** at max_freq 20 (samples_per_freq=1)" in md
-    assert "| samples_per_freq | max_freq | tensorflow median mae_test [95% CI] |" in md
+    assert "- **samples_per_freq=1 vs 10** (40 runs, 10 diverged, 30 learned): " in md
     html = (tmp_path / "report.html").read_text()
-    heads = ["<h2>Findings</h2>", "<h2>Which cause matters</h2>", "<h2>Backends compared</h2>"]
+    heads = ["<h2>Findings</h2>", "<h2>Which cause matters</h2>"]
     assert [html.index(h) for h in heads] == sorted(html.index(h) for h in heads)
     assert "<b>samples_per_freq=1 vs 10</b>" in html and 'src="http' not in html
-
-
-def test_only_other_parameters_varying_give_a_factor_effects_section():
-    runs = _grid(6, max_freqs=(10, 20, 30), dropout=(0.1, 0.2))
-    (section,) = factors.sections(factors.fit(runs, RESAMPLES))
-    lines = report.section_markdown(section)
-    assert lines[0] == "## Factor effects"
-    assert any(line.startswith("- **dropout=0.2 vs 0.1** (18 runs, 0 diverged)") for line in lines)

@@ -94,6 +94,9 @@ def test_summary_counts_statuses_and_computes_statistics():
     assert five["mae_test_mean"] == 2.0
     assert math.isnan(five["mae_test_median_ci_low"])  # 3 runs: too few for a 95% interval
     assert five["mae_test_median_converged"] == 1.5  # runs 1 and 2 only
+    # The two outcomes apart: the runs that learned have their own median, IQR and count.
+    assert five["learned"] == 2 and five["mae_test_learned_median"] == 1.5
+    assert (five["mae_test_learned_q1"], five["mae_test_learned_q3"]) == (1.25, 1.75)
     assert five["diverged"] == 1 and five["divergence_rate"] == pytest.approx(1 / 3)
     assert (five["divergence_ci_low"], five["divergence_ci_high"]) == pytest.approx(
         wilson_interval(1, 3)

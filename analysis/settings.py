@@ -1,0 +1,84 @@
+"""Which runs belong together: the parameters that vary among them besides max_freq and seed
+(declared grid axes or not), the runs of each combination (a *setting*), and how a setting is
+written in labels and metric names. Every fit and table of the analysis is made per setting:
+runs that differ in, say, learning_rate are never pooled.
+"""
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import PARAM_TYPES
+from pipeline.jobs import GRID_AXES_TAG
+
+GRID_AXES = ("max_freq", "seed")  # every sweep's axes; others are named by the grid_axes tag
+
+
+def varying_params(runs: pd.DataFrame) -> list[str]:
+    """Pipeline parameters other than the grid axes that take more than one value in `runs`
+    (a missing value counts as a value). Run bookkeeping columns are not parameters."""
+    return [
+        name
+        for name in PARAM_TYPES
+        if name not in GRID_AXES and name in runs and runs[name].nunique(dropna=False) > 1
+    ]
+
+
+def declared_axes(runs: pd.DataFrame) -> list[str]:
+    """The parameters that the runs' sweeps declared as grid axes besides max_freq and seed
+    (the `grid_axes` tag of each main run), sorted."""
+    if GRID_AXES_TAG not in runs:
+        return []
+    tags = runs[GRID_AXES_TAG].dropna().unique()
+    return sorted({axis for text in tags for axis in str(text).split(",") if axis})
+
+
+def plain(value: Any) -> Any:
+    if pd.isna(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def settings(
+    runs: pd.DataFrame, params: list[str] | None = None
+) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    """(setting, its runs) per combination of `params` (default: `varying_params`), sorted;
+    a setting maps each parameter to its value (None: not logged). [({}, runs)] if none vary."""
+    params = varying_params(runs) if params is None else list(params)
+    if not params:
+        return [({}, runs)]
+    out = []
+    for key, group in runs.groupby(params, dropna=False, sort=True):
+        values = key if isinstance(key, tuple) else (key,)
+        out.append(({p: plain(v) for p, v in zip(params, values, strict=True)}, group))
+    return out
+
+
+def value_text(value: Any) -> str:
+    """A parameter value as text: 0.1, 'jax', 'unset' (missing)."""
+    value = plain(value)
+    if value is None:
+        return "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def label(setting: dict[str, Any]) -> str:
+    """'dropout=0.2, backend=jax'; 'all runs' for the empty setting."""
+    return ", ".join(f"{k}={value_text(v)}" for k, v in setting.items()) or "all runs"
+
+
+def diverged_of(finished: pd.DataFrame) -> pd.Series:
+    """The verdict of FINISHED runs as bools; a run without one counts as diverged."""
+    return finished["diverged"].fillna(True).astype(bool)
+
+
+def metric_part(text: Any) -> str:
+    """A value as a valid part of an MLflow metric name."""
+    return re.sub(r"[^A-Za-z0-9_.\- ]", "_", value_text(text))
+
+
+def setting_suffix(setting: dict[str, Any]) -> str:
+    """The metric-name suffix of a setting: '/<param>_<value>' per varying parameter."""
+    return "".join(f"/{metric_part(k)}_{metric_part(v)}" for k, v in setting.items())

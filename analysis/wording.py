@@ -1,0 +1,848 @@
+"""Every sentence and table of the report, written from the fits' results objects in one
+place, with one number formatter (`fmt`).
+
+Rules of the wording:
+- a verdict follows its two-sided 95% interval: "grows" / "falls" when it excludes no effect,
+  else "not resolved", with the interval's ends ("the odds ratio lies between X and Y") —
+  never "no effect";
+- every p-value is two-sided and printed beside its Holm-adjusted value over the report's
+  family of tests (`Family`: every verdict of the report that carries a p-value), and a
+  verdict whose adjusted p-value is not below 5% says so;
+- divergence and the error of the runs that learned are two outcomes, stated apart;
+- equivalence is claimed only by a test of it against a stated margin (backends.py).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+
+from analysis import backends, escape, factors, stats, trends
+from analysis.settings import GRID_AXES, declared_axes, label, value_text, varying_params
+from pipeline import evaluate, progress
+from pipeline.config import DataConfig
+
+ALPHA = 0.05
+PER = trends.PER
+# Late escapes: a chance below this (upper 95% bound) that a run on the plateau at half the
+# budget leaves it by the budget means the curves have flattened.
+LATE_ESCAPE_FLAT = 0.1
+
+
+def fmt(value: float | int | None) -> str:
+    """The one number format: 3 significant digits, '–' for a missing value, '∞' for inf."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+def ci(value: float, low: float, high: float) -> str:
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
+def p_text(p: float) -> str:
+    return "–" if p is None or math.isnan(p) else "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def count(k: float, n: float, low: float, high: float) -> str:
+    return f"{int(k)}/{int(n)} [{fmt(low)}, {fmt(high)}]"
+
+
+def sentence_case(text: str) -> str:
+    return text[0].upper() + text[1:] if text else text
+
+
+# --- the family of tests and Holm's adjustment -----------------------------------------------
+
+
+@dataclass
+class Family:
+    """The report's tests: key → raw two-sided p; Holm-adjusted together."""
+
+    raw: dict[tuple, float] = field(default_factory=dict)
+    adjusted: dict[tuple, float] = field(default_factory=dict)
+
+    def add(self, key: tuple, p: float) -> None:
+        if p is not None and not math.isnan(p):
+            self.raw[key] = float(p)
+
+    def adjust(self) -> "Family":
+        if self.raw:
+            keys = list(self.raw)
+            holm = multipletests([self.raw[k] for k in keys], method="holm")[1]
+            self.adjusted = dict(zip(keys, map(float, holm), strict=True))
+        return self
+
+    def holm(self, key: tuple) -> float:
+        return self.adjusted.get(key, math.nan)
+
+    def text(self, key: tuple) -> str:
+        """'two-sided p = 0.03, Holm-adjusted 0.2 over the report's 9 tests'."""
+        if key not in self.raw:
+            return "no p-value"
+        n = len(self.raw)
+        return (
+            f"two-sided p {'' if self.raw[key] < 0.001 else '= '}{p_text(self.raw[key])}, "
+            f"Holm-adjusted {p_text(self.holm(key))} over the report's {n} test{'s' * (n != 1)}"
+        )
+
+    def caveat(self, key: tuple, significant: bool) -> str:
+        """For a verdict that rests on an interval excluding no effect: a warning when it does
+        not survive the adjustment."""
+        if significant and self.holm(key) >= ALPHA:
+            return " (not significant after Holm's adjustment for the report's tests)"
+        return ""
+
+
+def family_of(
+    fits: list[trends.Trends],
+    effects: factors.FactorEffects | None,
+    comparison: backends.BackendComparison | None,
+    escapes: list[escape.Escape],
+) -> Family:
+    f = Family()
+    for t in fits:
+        f.add(("divergence", label(t.setting)), t.divergence.p)
+        f.add(("error", label(t.setting)), t.error.p)
+    for e in escapes:
+        f.add(("escape", label(e.setting)), e.trend.p)
+        f.add(("budget", label(e.setting)), e.at_budget.p)
+    if effects is not None:
+        for name, test in effects.additivity.items():
+            f.add(("additivity", name), test.p)
+        for row in effects.table.itertuples(index=False):
+            if not _suppressed(effects, "divergence"):
+                f.add(("factor_or", row.key), row.or_p)
+            if not _suppressed(effects, "mae_ratio"):
+                f.add(("factor_median", row.key), row.median_p)
+    if comparison is not None:
+        params = backends.setting_columns(comparison.table)
+        for _, row in comparison.table.iterrows():
+            where = backends.where(row, params)
+            f.add(("backend_mwu", where), row["mwu_p"])
+            f.add(("backend_fisher", where), row["divergence_p"])
+    return f.adjust()
+
+
+# --- findings ---------------------------------------------------------------------------------
+
+
+def freqs(values: tuple[int, ...]) -> str:
+    return ", ".join(map(str, values))
+
+
+FIRTH_REASONS = {
+    "separation": "separation: a max_freq threshold splits diverged from non-diverged runs",
+    "few events": f"few events: fewer than {trends.logistic.MIN_EVENTS} diverged or "
+    "non-diverged runs",
+    "no convergence": "the maximum-likelihood fit did not converge",
+}
+NO_FIT = {
+    "no runs": "no finished runs",
+    "one max_freq": "a single max_freq: no trend to fit",
+}
+
+
+def divergence_finding(d: trends.DivergenceTrend, family: Family, key: tuple) -> str:
+    counted = f"{d.events} of {d.runs} finished runs diverged (max_freq {freqs(d.max_freqs)})"
+    if d.runs == 0:
+        return "**Divergence**: no finished runs."
+    if d.reason == "no events":
+        upper = stats.wilson_interval(0, d.runs)[1]
+        return (
+            f"**No divergence observed**: {counted}; the rate is below {upper:.0%} with 95% "
+            "confidence (Wilson). No odds ratio: there is no trend to fit."
+        )
+    if d.reason == "only events":
+        lower = stats.wilson_interval(d.runs, d.runs)[0]
+        return (
+            f"**Every run diverged**: {counted}; the rate is above {lower:.0%} with 95% "
+            "confidence (Wilson). No odds ratio: there is no trend to fit."
+        )
+    if not d.method:
+        return f"**Divergence**: {counted}; {NO_FIT.get(d.reason, d.reason)}."
+    how = "logistic regression, Wald interval"
+    if d.method == "firth":
+        how = (
+            "Firth-penalised logistic regression, not maximum likelihood "
+            f"({FIRTH_REASONS.get(d.reason, d.reason)}), profile-likelihood interval"
+        )
+    interval = f"95% CI {fmt(d.or10_low)} to {fmt(d.or10_high)}"
+    tests = family.text(key)
+    if d.verdict == "cannot tell":
+        return (
+            f"**Divergence vs max_freq: not resolved**: the odds of diverging change by a "
+            f"factor between {fmt(d.or10_low)} and {fmt(d.or10_high)} per +{PER} max_freq "
+            f"(estimate {fmt(d.or10)}; {tests}); {counted}; {how}."
+        )
+    word = "grows" if d.verdict == "grows" else "falls"
+    caveat = family.caveat(key, True)
+    return (
+        f"**Divergence {word} with max_freq**{caveat}: the odds of diverging multiply by "
+        f"{fmt(d.or10)} per +{PER} max_freq ({interval}; {tests}); {counted}; {how}."
+    )
+
+
+def error_finding(e: trends.ErrorTrend, family: Family, key: tuple) -> str:
+    runs = f"{e.runs} runs that learned (finished, not diverged)"
+    if math.isnan(e.exponent):
+        return f"**Error of the runs that learned**: {NO_FIT.get(e.reason, e.reason)} ({runs})."
+    freq_text = f"max_freq {freqs(e.max_freqs)}"
+    if e.reason == "one run each":
+        return (
+            f"**Error of the runs that learned**: typical test MAE ∝ max_freq^{e.exponent:.2f} "
+            f"({runs}, {freq_text}); one run per max_freq: no interval."
+        )
+    interval = f"95% CI {e.low:.2f} to {e.high:.2f}, Welch–Satterthwaite t"
+    singles = ""
+    if e.singles:
+        singles = (
+            f" max_freq {freqs(e.singles)} has one run: its variance is the pooled variance "
+            "of the others."
+        )
+    how = f"least squares on log–log; {runs}, {freq_text}"
+    if e.verdict == "cannot tell":
+        return (
+            f"**Error of the runs that learned vs max_freq: not resolved**: the exponent b in "
+            f"test MAE ∝ max_freq^b lies between {e.low:.2f} and {e.high:.2f} (estimate "
+            f"{e.exponent:.2f}; {family.text(key)}; {how}).{singles}"
+        )
+    word = "grows" if e.verdict == "grows" else "falls"
+    return (
+        f"**The error of the runs that learned {word} with max_freq**"
+        f"{family.caveat(key, True)}: the typical (geometric-mean) test MAE goes like "
+        f"max_freq^{e.exponent:.2f} ({interval}; {family.text(key)}; {how}).{singles}"
+    )
+
+
+def seeds_finding(t: trends.Trends) -> str | None:
+    a, d = t.seeds, t.divergence
+    if math.isnan(a.seeds):
+        return None
+    at = f"more than {trends.SEED_CAP}" if math.isinf(a.seeds) else f"about {a.seeds:.0f}"
+    head = (
+        f"**Seeds**: simulating this report's own fit at the fitted trend (odds ×{fmt(d.or10)} "
+        f"per +{PER} max_freq, at max_freq {freqs(a.max_freqs)}), {at} seeds per max_freq "
+        f"give a 95% interval that excludes 1 on that side in {a.power:.0%} of repeat studies"
+    )
+    if math.isinf(a.weak):
+        span = (
+            "its 95% interval reaches no effect, where no number of seeds is enough"
+            if math.isinf(a.strong) or a.strong == a.seeds
+            else f"over its 95% interval from {a.strong:.0f} seeds (the strong end) to no "
+            "number at all (the interval reaches no effect)"
+        )
+    else:
+        span = f"over its 95% interval, {a.strong:.0f} to {a.weak:.0f} seeds"
+    own = (
+        f"; this study has {a.current:.3g} per max_freq, which reaches that in "
+        f"{a.current_power:.0%} of simulated repeats"
+        if not math.isnan(a.current_power)
+        else f"; this study has {a.current:.3g} per max_freq"
+    )
+    return f"{head}; {span}{own}."
+
+
+def aliased(runs: pd.DataFrame) -> str | None:
+    notes = []
+    for steps, part in runs.groupby("time_steps"):
+        over = sorted({int(m) for m in part["max_freq"] if DataConfig(int(m), int(steps)).aliased})
+        if over:
+            limit = DataConfig(time_steps=int(steps)).aliasing_limit
+            notes.append(f"max_freq {freqs(tuple(over))} (time_steps={steps}, limit {limit:g})")
+    if not notes:
+        return None
+    return (
+        f"**Aliasing**: at {'; '.join(notes)} the highest frequency max_freq − 1 reaches the "
+        "aliasing limit (time_steps − 1)/2, where the task is ill-posed; those runs are in the "
+        "fits."
+    )
+
+
+def findings(
+    fits: list[trends.Trends], runs: pd.DataFrame, family: Family
+) -> list[tuple[str, list[str]]]:
+    """Sections of sentences: ('', general) first, then one per setting (titled by its label
+    when parameters vary, else untitled)."""
+    general = []
+    varying = varying_params(runs)
+    declared = declared_axes(runs)
+
+    def values(names: list[str]) -> str:
+        return "; ".join(
+            f"{p} ({', '.join(sorted({value_text(v) for v in runs[p]}))})" for p in names
+        )
+
+    if axes := [p for p in varying if p in declared]:
+        general.append(
+            f"**Grid axes {values(axes)}**: each setting is fitted and reported separately."
+        )
+    if others := [p for p in varying if p not in declared]:
+        swept = ", ".join([*GRID_AXES, *declared])
+        general.append(
+            f"**Runs differ in {values(others)}**, which is not a declared grid axis (the sweep "
+            f"varied {swept}): runs are grouped by it and each setting is reported separately."
+        )
+    if "time_steps" in runs and (note := aliased(runs)):
+        general.append(note)
+    if family.raw:
+        general.append(
+            f"**Tests**: {len(family.raw)} two-sided tests in this report; each p-value is "
+            "given with its Holm-adjusted value over all of them."
+        )
+    sections = [("", general)] if general else []
+    for t in fits:
+        name = label(t.setting)
+        lines = [
+            divergence_finding(t.divergence, family, ("divergence", name)),
+            error_finding(t.error, family, ("error", name)),
+        ]
+        lines += [s for s in [seeds_finding(t)] if s]
+        sections.append((name if varying else "", lines))
+    return sections
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """A report section: paragraphs and bullets (**bold** marks emphasis), then tables."""
+
+    title: str
+    paragraphs: list[str]
+    bullets: list[str]
+    table: pd.DataFrame
+    tables: tuple[tuple[str, pd.DataFrame], ...] = ()  # more, each under a caption
+
+
+def _suppressed(e: factors.FactorEffects, outcome: str) -> bool:
+    """Whether the cells, not main effects, describe `outcome`."""
+    return bool(e.cells_instead(outcome))
+
+
+def _effect_part(row, e: factors.FactorEffects, family: Family, outcome: str) -> str:
+    numeric = row["level"].startswith("per +")
+    per = f" per +{PER} max_freq" if numeric else ""
+    if outcome == "mae_ratio":
+        key, value, low, high = (
+            ("factor_median", row["key"]),
+            *row[["median_effect", "median_low", "median_high"]],
+        )
+        what, null = "the learned runs' median mae_ratio_test", 0.0
+        if _suppressed(e, outcome):
+            return f"{what}: see the cells ({CELLS_WHY[e.cells_instead(outcome)]})"
+        if math.isnan(value):
+            return f"{what}: no estimate"
+        if math.isnan(low):
+            return f"{what} differs by {fmt(value)}{per} (no interval: one run per cell)"
+        if low > null or high < null:
+            how = "higher" if low > null else "lower"
+            return (
+                f"{what} is {fmt(abs(value))} {how}{per}{family.caveat(key, True)} (95% CI "
+                f"{fmt(low)} to {fmt(high)}; {family.text(key)})"
+            )
+        return (
+            f"{what}: not resolved, the difference lies between {fmt(low)} and {fmt(high)}{per} "
+            f"(estimate {fmt(value)}; {family.text(key)})"
+        )
+    key, value, low, high = ("factor_or", row["key"]), *row[["odds_ratio", "or_low", "or_high"]]
+    if _suppressed(e, outcome):
+        return f"divergence: see the cells ({CELLS_WHY[e.cells_instead(outcome)]})"
+    if math.isnan(value):
+        return f"divergence: {DIVERGENCE_NO_FIT.get(e.divergence.reason, e.divergence.reason)}"
+    if low > 1 or high < 1:
+        return (
+            f"the odds of diverging multiply by {fmt(value)}{per}{family.caveat(key, True)} "
+            f"(95% CI {fmt(low)} to {fmt(high)}; {family.text(key)})"
+        )
+    return (
+        f"divergence: not resolved, the odds ratio lies between {fmt(low)} and {fmt(high)}{per} "
+        f"(estimate {fmt(value)}; {family.text(key)})"
+    )
+
+
+CELLS_WHY = {
+    "interaction": "additivity rejected",
+    "separation": "separated: no finite odds ratio",
+}
+DIVERGENCE_NO_FIT = {
+    "no events": "no divergence observed: nothing to fit",
+    "only events": "every finished run diverged: nothing to fit",
+}
+
+
+def effect_sentence(row: pd.Series, e: factors.FactorEffects, family: Family) -> str:
+    """One factor level's effects in words, the two outcomes apart."""
+    numeric = row["level"].startswith("per +")
+    head = f"**{row['factor']}, {row['level']}**"
+    if not numeric:
+        head = (
+            f"**{row['factor']}={row['level']} vs {row['reference']}** ({row['runs']} runs, "
+            f"{row['events']} diverged, {row['learned']} learned)"
+        )
+    if not row["estimable"]:
+        return f"{head}: confounded with other factors: not estimable."
+    parts = [_effect_part(row, e, family, "divergence"), _effect_part(row, e, family, "mae_ratio")]
+    return f"{head}: {'; '.join(parts)}."
+
+
+def _additivity_sentence(e: factors.FactorEffects, family: Family) -> list[str]:
+    out = []
+    names = {"divergence": "divergence", "mae_ratio": "the learned runs' median mae_ratio_test"}
+    for outcome, what in names.items():
+        test = e.additivity.get(outcome)
+        key = ("additivity", outcome)
+        stat = (
+            f"{test.test} statistic {fmt(test.statistic)} on {test.df} df; {family.text(key)}"
+            if test is not None
+            else ""
+        )
+        if e.cells_instead(outcome) == "separation":
+            where = e.cells[e.cells["diverged"] > 0]
+            out.append(
+                f"**Divergence is confined to {len(where)} of the {len(e.cells)} cells** (the "
+                "cells below): the factors separate diverged from other runs, so the additive "
+                "model's odds ratios are infinite, Firth's finite ones are set by its penalty "
+                "rather than by the data, and no test on the logit scale can tell a corner from "
+                f"additive effects ({stat}). Read the cells' rates, not main-effect odds ratios."
+            )
+            continue
+        if test is None:
+            if outcome == "mae_ratio" and e.cells is not None:
+                out.append(
+                    f"**Additivity of {what}**: not testable, a cell has no run that learned; "
+                    "the main effects below assume it."
+                )
+            continue
+        if test.rejected:
+            out.append(
+                f"**The factors interact for {what}**{family.caveat(key, True)}: additivity is "
+                f"rejected ({stat}), so main effects would misstate them; read the cells "
+                "below instead."
+            )
+        else:
+            out.append(
+                f"**Additivity of {what} is not rejected** ({stat}); the main effects below "
+                "assume it (not rejecting it does not show it)."
+            )
+    return out
+
+
+def effects_section(e: factors.FactorEffects, family: Family) -> Section:
+    def described(f: factors.Factor) -> str:
+        if f.numeric:
+            return f"{f.name} (numeric, per +{PER})"
+        levels = ", ".join(value_text(v) for v in f.levels)
+        return f"{f.name} ({levels} vs reference {value_text(f.reference)})"
+
+    notes = [f"one value of {name} among FINISHED runs: left out" for name in e.left_out]
+    if e.confounded:
+        notes.append(f"confounded with other factors, not estimable: {', '.join(e.confounded)}")
+    if e.table.empty:
+        text = " ".join(f"{sentence_case(n)}." for n in notes)
+        return Section(e.title, [f"{e.runs} FINISHED runs. {text}"], [], pd.DataFrame())
+    d = e.divergence
+    firth_why = {
+        "separation": "separation: a combination of the factors splits diverged from other runs"
+    }.get(d.reason, FIRTH_REASONS.get(d.reason, d.reason))
+    how = {
+        "logit": "logistic regression (maximum likelihood), odds ratios with 95% Wald intervals",
+        "firth": f"Firth-penalised logistic regression ({firth_why}), odds ratios with 95% "
+        "profile penalised-likelihood intervals",
+    }.get(d.method, DIVERGENCE_NO_FIT.get(d.reason, d.reason))
+    intro = (
+        f"Two outcomes, two models with main effects, over {e.runs} FINISHED runs "
+        f"({e.events} diverged, {e.learned} learned); factors: "
+        f"{'; '.join(map(described, e.factors)) or 'none'}. Divergence (every finished run): "
+        f"{how}. Error of the runs that learned: median (quantile 0.5) regression of "
+        "mae_ratio_test (QuantReg), the difference in the median vs the reference level with a "
+        f"95% percentile bootstrap interval ({e.resamples} resamples of runs within each "
+        "design cell)."
+    )
+    if e.median is not None and e.median.singles:
+        notes.append(
+            f"{e.median.singles} of {e.median.cells} design cells hold one learned run: the "
+            "intervals omit their spread"
+        )
+    if e.nonfinite:
+        notes.append(f"{e.nonfinite} learned runs with a non-finite mae_ratio_test left out")
+    extra = [f"{sentence_case(n)}." for n in notes]
+    t = e.table
+    view = pd.DataFrame(
+        {
+            "factor": t["factor"],
+            "level": t["level"],
+            "reference": t["reference"],
+            "runs": t["runs"],
+            "diverged": t["events"],
+            "learned": t["learned"],
+            "odds ratio of diverging [95% CI]": [
+                "see cells" if _suppressed(e, "divergence") else ci(*v)
+                for v in t[["odds_ratio", "or_low", "or_high"]].to_numpy(float)
+            ],
+            "Δ median mae_ratio_test, learned runs [95% CI]": [
+                "see cells" if _suppressed(e, "mae_ratio") else ci(*v)
+                for v in t[["median_effect", "median_low", "median_high"]].to_numpy(float)
+            ],
+        }
+    )
+    bullets = _additivity_sentence(e, family)
+    bullets += [effect_sentence(row, e, family) for _, row in t.iterrows()]
+    tables = ()
+    if e.cells is not None:
+        c = e.cells
+        names = [f.name for f in e.factors]
+        cells = c[names].copy()
+        cells["runs"] = c["runs"]
+        cells["diverged [95% Clopper–Pearson]"] = [
+            count(k, n, lo, hi)
+            for k, n, lo, hi in c[["diverged", "runs", "rate_low", "rate_high"]].to_numpy(float)
+        ]
+        cells["learned"] = c["learned"]
+        cells["median mae_ratio_test, learned [95% CI]"] = [
+            ci(*v) for v in c[["median", "median_low", "median_high"]].to_numpy(float)
+        ]
+        tables = (("Every cell of the factorial", cells),)
+    return Section(e.title, [" ".join([intro, *extra])], bullets, view, tables)
+
+
+def backend_sentences(b: backends.BackendComparison, family: Family) -> list[str]:
+    """Equivalence (TOST) first, then the per-max_freq tests, then fit time."""
+    t, ref, other = b.table, b.reference, b.other
+    params = backends.setting_columns(t)
+    out = []
+    for what, e, unit in (
+        ("Test error of the runs that learned", b.mae, f"median ratio {other}/{ref}"),
+        ("Divergence", b.divergence, f"odds ratio {other}/{ref}"),
+    ):
+        if e is None or e.verdict == "no fit":
+            out.append(f"**{what}, pooled**: too few runs for a comparison.")
+            continue
+        margin = f"{fmt(e.margin[0])}–{fmt(e.margin[1])}"
+        where = (
+            f"{unit} {fmt(e.estimate)}, 90% CI {fmt(e.low90)} to {fmt(e.high90)}, 95% CI "
+            f"{fmt(e.low95)} to {fmt(e.high95)}; margin {margin}; {e.runs} runs, pooled over "
+            "max_freq"
+        )
+        words = {
+            "equivalent": f"**{what}: equivalent** within the margin ({where}).",
+            "different, within the margin": f"**{what}: a difference, but within the margin**"
+            f" ({where}).",
+            "different": f"**{what}: different** ({where}).",
+            "not resolved": f"**{what}: not resolved at this sample size**: the {unit} lies "
+            f"between {fmt(e.low90)} and {fmt(e.high90)} (90% CI), which leaves the margin "
+            f"{margin} ({where}).",
+        }
+        out.append(words[e.verdict])
+    if t["mwu_p"].isna().all():
+        out.append("**Test MAE by max_freq**: no max_freq has learned runs from both backends.")
+    else:
+        parts = [
+            f"{backends.label_of(r, params)}: {other}/{ref} {fmt(r['median_ratio'])} (95% CI "
+            f"{fmt(r['ratio_low'])} to {fmt(r['ratio_high'])}; "
+            f"{family.text(('backend_mwu', backends.where(r, params)))})"
+            for _, r in t.iterrows()
+        ]
+        out.append(
+            "**Test MAE of the learned runs, by max_freq** (Mann–Whitney U): "
+            + "; ".join(parts)
+            + "."
+        )
+    parts = [
+        f"{backends.label_of(r, params)}: {ref} {r['ref_diverged']:.0f}/{r['ref_runs']:.0f} vs "
+        f"{other} {r['other_diverged']:.0f}/{r['other_runs']:.0f} "
+        f"({family.text(('backend_fisher', backends.where(r, params)))})"
+        for _, r in t.iterrows()
+    ]
+    out.append("**Divergence by max_freq** (Fisher's exact test): " + "; ".join(parts) + ".")
+    speed = t["fit_seconds_ratio"].dropna()
+    if speed.empty:
+        out.append("**Fit time**: fit_seconds not logged for both backends.")
+    else:
+        lo, hi = speed.min(), speed.max()
+        span = fmt(lo) if len(speed) == 1 else f"{fmt(lo)}–{fmt(hi)}"
+        verdict = f"{other} faster" if hi < 1 else f"{other} slower" if lo > 1 else "mixed"
+        out.append(
+            f"**Fit time**: {other}'s median fit_seconds is {span}× {ref}'s ({verdict}; "
+            f"{len(speed)} comparison{'s' * (len(speed) != 1)})."
+        )
+    return out
+
+
+def backends_section(b: backends.BackendComparison, family: Family) -> Section:
+    t, ref, other = b.table, b.reference, b.other
+    params = backends.setting_columns(t)
+    intro = (
+        "Two outcomes, apart. Equivalence, pooled over max_freq: two one-sided tests at 5% "
+        f"(a 90% interval inside the margin): the ratio of the learned runs' medians "
+        f"{other}/{ref} from a median regression of log mae_test with a term per max_freq "
+        f"(margin {fmt(backends.MEDIAN_MARGIN[0])}–{fmt(backends.MEDIAN_MARGIN[1])}, cell "
+        f"bootstrap), and the odds ratio of diverging from a logistic regression with the same "
+        f"terms (margin {fmt(backends.ODDS_MARGIN[0])}–{fmt(backends.ODDS_MARGIN[1])}). By "
+        "max_freq: the learned runs' median mae_test with its distribution-free 95% interval "
+        f"('–': fewer than 6 runs), the ratio {other}/{ref} with a 95% percentile bootstrap "
+        f"interval ({b.resamples} resamples within each backend), the two-sided Mann–Whitney "
+        "U test; divergence rates with Wilson intervals and Fisher's exact test."
+    )
+    view = t[params].map(value_text) if params else pd.DataFrame(index=t.index)
+    view["max_freq"] = t["max_freq"]
+    for side, name in (("ref", ref), ("other", other)):
+        view[f"{name} median mae_test, learned [95% CI]"] = [
+            f"{ci(m, lo, hi)} (n={int(n)})"
+            for m, lo, hi, n in t[
+                [f"{side}_{c}" for c in ("median", "low", "high", "learned")]
+            ].to_numpy(float)
+        ]
+    view[f"{other}/{ref} [95% CI]"] = [
+        ci(*v) for v in t[["median_ratio", "ratio_low", "ratio_high"]].to_numpy()
+    ]
+    view["Mann–Whitney p (Holm)"] = [
+        f"{p_text(r['mwu_p'])} ({p_text(family.holm(('backend_mwu', backends.where(r, params))))})"
+        for _, r in t.iterrows()
+    ]
+    for side, name in (("ref", ref), ("other", other)):
+        view[f"{name} diverged [95% Wilson]"] = [
+            count(k, n, lo, hi)
+            for k, n, lo, hi in t[
+                [f"{side}_diverged", f"{side}_runs", f"{side}_div_low", f"{side}_div_high"]
+            ].to_numpy()
+        ]
+    view["Fisher p (Holm)"] = [
+        f"{p_text(r['divergence_p'])} "
+        f"({p_text(family.holm(('backend_fisher', backends.where(r, params))))})"
+        for _, r in t.iterrows()
+    ]
+    view[f"median fit s, {ref} / {other}"] = [
+        f"{fmt(a)} / {fmt(c)}"
+        for a, c in zip(t["ref_fit_seconds"], t["other_fit_seconds"], strict=True)
+    ]
+    view[f"fit time {other}/{ref}"] = t["fit_seconds_ratio"].map(fmt)
+    return Section("Backends compared", [intro], backend_sentences(b, family), view)
+
+
+# --- leaving the plateau ---------------------------------------------------------------------
+
+
+def steps(value: float) -> str:
+    return "not reached" if math.isinf(value) else fmt(value)
+
+
+def median_steps(median: float, low: float, high: float) -> str:
+    if math.isinf(median):
+        return "not reached"
+    return f"{fmt(median)} [{fmt(low)}, {steps(high)}]"
+
+
+def escape_trend_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
+    t = e.trend
+    if t.verdict == "no fit":
+        why = {
+            "one max_freq": "a single max_freq: no trend to fit",
+            "no escapes": "no run left the plateau: no rate to compare",
+            "no convergence": "the Cox fit did not converge",
+        }.get(t.reason, t.reason)
+        return f"**Time to escape vs max_freq**: {why} ({t.events} of {t.runs} runs escaped)."
+    tests = family.text(key)
+    if t.verdict == "cannot tell":
+        head = (
+            f"**Time to escape vs max_freq: not resolved**: the rate of leaving the plateau "
+            f"changes by a factor between {fmt(t.hr10_low)} and {fmt(t.hr10_high)} per +{PER} "
+            f"max_freq (estimate {fmt(t.hr10)}; {tests}"
+        )
+    else:
+        word = (
+            "**Leaving the plateau takes longer at larger max_freq**"
+            if t.verdict == "slower"
+            else "**Runs leave the plateau sooner at larger max_freq**"
+        )
+        head = (
+            f"{word}{family.caveat(key, True)}: the rate of escape multiplies by "
+            f"{fmt(t.hr10)} per +{PER} max_freq (95% CI {fmt(t.hr10_low)} to "
+            f"{fmt(t.hr10_high)}; {tests}"
+        )
+    ph = ""
+    if not math.isnan(t.ph_p):
+        ph = (
+            f" Proportional-hazards check: Schoenfeld residuals against the rank of time, "
+            f"r = {t.ph_r:.2f}, p = {p_text(t.ph_p)}"
+            + (
+                "; the ratio changes during training, so it is an average over the budget."
+                if t.ph_p < ALPHA
+                else "."
+            )
+        )
+    return f"{head}; {t.events} of {t.runs} runs escaped; Cox model, Efron ties).{ph}"
+
+
+def budget_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
+    t, d = e.table, e.at_budget
+    counts = ", ".join(
+        f"{r.plateau_budget}/{r.runs} at {r.max_freq}" for r in t.itertuples(index=False)
+    )
+    head = f"**At a common budget of {e.budget:.0f} updates** still on the plateau: {counts}"
+    if not d.method:
+        reason = {
+            "no events": "none, so no trend to fit",
+            "only events": "all of them, so no trend to fit",
+        }.get(d.reason, NO_FIT.get(d.reason, d.reason))
+        return f"{head} ({reason})."
+    how = "Firth logistic" if d.method == "firth" else "logistic"
+    if d.verdict == "cannot tell":
+        return (
+            f"{head}; vs max_freq not resolved: the odds change by a factor between "
+            f"{fmt(d.or10_low)} and {fmt(d.or10_high)} per +{PER} max_freq ({how}; "
+            f"{family.text(key)})."
+        )
+    word = "rises" if d.verdict == "grows" else "falls"
+    return (
+        f"{head}; the rate {word} with max_freq{family.caveat(key, True)}: odds "
+        f"×{fmt(d.or10)} per +{PER} max_freq (95% CI {fmt(d.or10_low)} to {fmt(d.or10_high)}, "
+        f"{how}; {family.text(key)})."
+    )
+
+
+def delay_sentence(e: escape.Escape) -> str:
+    """Late escapes: of the runs still on the plateau at half the budget, how many left it by
+    the budget, with a Wilson interval on that chance."""
+    t = e.table
+    half, full = int(t["plateau_half"].sum()), int(t["plateau_budget"].sum())
+    late = half - full
+    if half == 0:
+        return (
+            f"**Failure or delay**: every run had left the plateau by {e.budget / 2:.0f} "
+            "updates, half the budget."
+        )
+    low, high = stats.wilson_interval(late, half)
+    if high < LATE_ESCAPE_FLAT:
+        what = (
+            f"the curves have flattened (below {LATE_ESCAPE_FLAT:.0%} with 95% confidence): "
+            "at this budget what is left on the plateau is failure, not delay"
+        )
+    elif low > 0:
+        what = "runs were still leaving the plateau: part of what is left is delay"
+    else:
+        what = (
+            f"not resolved: the chance lies between {low:.0%} and {high:.0%}, so a longer "
+            "budget or more runs would tell failure from delay"
+        )
+    return (
+        f"**Failure or delay**: of the {half} runs still on the plateau at {e.budget / 2:.0f} "
+        f"updates (half the budget), {late} left it by {e.budget:.0f}: a chance of "
+        f"{late / half:.0%} (95% Wilson {low:.0%} to {high:.0%}); {what}."
+    )
+
+
+def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Family) -> Section:
+    """The time-to-escape section: method, per-setting verdicts, one table."""
+    runs = sum(int(e.table["runs"].sum()) for e in escapes)
+    intro = (
+        f"{runs} FINISHED runs with progress checks. A run is on the plateau while its "
+        "mae_ratio_train (a forward pass over the training set without dropout, at update 0, "
+        f"at {progress.CHECKPOINTS} evenly spaced updates and after the last) is at or above "
+        "the divergence threshold; it escaped at the first check from which it stayed below "
+        "(so a run diverged exactly when it never escaped). Curves: Kaplan–Meier "
+        "(statsmodels SurvfuncRight), runs that never escaped censored at the end of their "
+        "budget, pointwise 95% bands (Greenwood, log(−log)); medians with Brookmeyer–Crowley "
+        "intervals. The common budget is the smallest budget among a setting's runs; every "
+        "run reached it, so the fraction still on the plateau there is a plain proportion "
+        "(95% Wilson interval). Escape rate vs max_freq: Cox proportional hazards "
+        "(statsmodels PHReg). Failure modes of the runs that diverged: "
+        + ", ".join(evaluate.FAILURE_MODES)
+        + " (pipeline/evaluate.py)."
+    )
+    bullets, frames = [], []
+    for e in escapes:
+        name = label(e.setting)
+        where = f"{name}: " if title_labels else ""
+        bullets += [
+            where + escape_trend_sentence(e, family, ("escape", name)),
+            where + budget_sentence(e, family, ("budget", name)),
+            where + delay_sentence(e),
+        ]
+        t = e.table
+        view = pd.DataFrame(index=t.index)
+        if title_labels:
+            view["setting"] = name
+        view["max_freq"] = t["max_freq"]
+        view["runs"] = t["runs"]
+        view["escaped"] = t["escaped"]
+        view["median escape, updates [95% CI]"] = [
+            median_steps(*v) for v in t[["median_steps", "median_low", "median_high"]].to_numpy()
+        ]
+        view["median escape, epochs"] = t["median_epochs"].map(steps)
+        view[f"on plateau at {e.budget / 2:.0f} [95% Wilson]"] = [
+            count(k, n, lo, hi)
+            for k, n, lo, hi in t[
+                ["plateau_half", "runs", "plateau_half_low", "plateau_half_high"]
+            ].to_numpy()
+        ]
+        view[f"on plateau at {e.budget:.0f} [95% Wilson]"] = [
+            count(k, n, lo, hi)
+            for k, n, lo, hi in t[
+                ["plateau_budget", "runs", "plateau_budget_low", "plateau_budget_high"]
+            ].to_numpy()
+        ]
+        view["diverged at end of training"] = t["diverged_end"]
+        view["failure modes: " + " / ".join(evaluate.FAILURE_MODES)] = [
+            " / ".join(str(int(r[c])) for c in escape.MODE_COLUMNS)
+            + (f" (+{int(r['mode_unknown'])} untagged)" if r["mode_unknown"] else "")
+            for _, r in t.iterrows()
+        ]
+        frames.append(view)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return Section("Leaving the plateau: failure or delay?", [intro], bullets, table)
+
+
+# --- the summary table -------------------------------------------------------------------------
+
+
+SUMMARY_VIEW = {
+    "max_freq": "max_freq",
+    "runs": "runs",
+    "finished": "finished",
+    "failed": "failed",
+    "killed": "killed",
+    "divergence": "diverged [95% Wilson]",
+    "learned": "learned",
+    "learned_median_ci": "median test MAE, learned runs [95% CI]",
+    "learned_iqr": "IQR, learned",
+    "all_median": "median test MAE, all finished runs",
+    "ref_fft_mae_test_median": "FFT peak",
+    "ref_forest_mae_test_median": "forest",
+}
+
+
+def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    s = summary
+    params = [c for c in s.columns if c in varying_params(s)]
+    view = s[[*params, "max_freq", "runs", "finished", "failed", "killed"]].copy()
+    view[params] = view[params].apply(lambda column: column.map(value_text))
+    view["divergence"] = [
+        f"{k}/{n} = {fmt(r)} [{fmt(lo)}, {fmt(hi)}]"
+        for k, n, r, lo, hi in s[
+            ["diverged", "finished", "divergence_rate", "divergence_ci_low", "divergence_ci_high"]
+        ].itertuples(index=False)
+    ]
+    view["learned"] = s["learned"]
+    view["learned_median_ci"] = [
+        ci(*v)
+        for v in s[
+            ["mae_test_learned_median", "mae_test_learned_median_ci_low",
+             "mae_test_learned_median_ci_high"]
+        ].to_numpy(float)
+    ]  # fmt: skip
+    view["learned_iqr"] = [
+        f"{fmt(a)}–{fmt(b)}"
+        for a, b in s[["mae_test_learned_q1", "mae_test_learned_q3"]].to_numpy(float)
+    ]
+    view["all_median"] = s["mae_test_median"].map(fmt)
+    view["ref_fft_mae_test_median"] = s["ref_fft_mae_test_median"].map(fmt)
+    view["ref_forest_mae_test_median"] = s["ref_forest_mae_test_median"].map(fmt)
+    return view.rename(columns=SUMMARY_VIEW)
