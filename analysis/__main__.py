@@ -38,10 +38,16 @@ def analyze(
     if experiment and log_to_experiment:
         tracking.use_experiment(experiment)
     params = {"experiment": experiment, "study": study, "divergence_ratio": ratio or "logged"}
-    with tracking.step_run("analysis", params, tags={"study": study} if study else None):
+    tags = {"study": study} if study else None
+    with tracking.step_run("analysis", params, tags=tags, run_name=f"analysis {name}"):
         tracking.log_files(files)
         tracking.log_metrics(
-            {"runs": len(runs), "max_freqs": summary["max_freq"].nunique(), **results.metrics()}
+            {
+                "runs": len(runs),
+                "max_freqs": summary["max_freq"].nunique(),
+                "duplicate_runs": runs.attrs.get("duplicates", 0),
+                **results.metrics(),
+            }
         )
     return out
 
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser("python -m analysis", summary, [AnalyzeConfig])
     raw = vars(parser.parse_args(argv))
     tracking.configure_client()
+    tracking.default_experiment()
     # Under `mlflow run -e analyze` the launcher has already made our run, in its experiment.
     launched = bool(os.environ.get("MLFLOW_RUN_ID"))
     try:

@@ -49,7 +49,21 @@ def load_runs(
             which = f" ({name!r} has none)" if len(studies) > 1 else ""
             raise UserError(f"{where} is not allowed: it has no pipeline runs to report on{which}")
         parts.append(part)
-    return tidy(pd.concat(parts, ignore_index=True))
+    return one_per_pair(tidy(pd.concat(parts, ignore_index=True)))
+
+
+def one_per_pair(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with one FINISHED run per study and `run_key` (the first to start): a pair two
+    sweeps both trained (made before sweeps claimed pairs, or by hand) counts once. How many
+    were left out is `attrs["duplicates"]`; runs in other states are all kept (an earlier
+    KILLED or FAILED attempt of a pair is part of the record)."""
+    done = runs["status"].eq("FINISHED").fillna(False) & runs["run_key"].notna()
+    keys = runs.loc[done, ["study", "run_key"]].astype(str).agg("|".join, axis=1)
+    first = runs.loc[done].assign(_key=keys).sort_values("start_time").drop_duplicates("_key")
+    dropped = runs.index[done].difference(first.index)
+    out = runs.drop(index=dropped).reset_index(drop=True)
+    out.attrs["duplicates"] = len(dropped)
+    return out
 
 
 def tidy(raw: pd.DataFrame) -> pd.DataFrame:

@@ -273,6 +273,11 @@ def write(
         f"used in the statistics. Learning curves and error by frequency use up to "
         f"{per_max_freq} finished runs per max_freq."
     )
+    if duplicates := runs.attrs.get("duplicates", 0):
+        intro += (
+            f" {duplicates} more FINISHED run{'s' * (duplicates != 1)} of a pair already "
+            "counted (same study and run_key: trained twice) left out, the first kept."
+        )
     sections = wording.findings(r.fits, judged, r.family)
     md = [f"# {title}", "", *_markdown(sections)]
     md += [line for section in extra for line in section_markdown(section)]

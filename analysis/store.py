@@ -20,11 +20,9 @@ from pipeline import tracking
 
 
 def sqlite_path(uri: str | None = None) -> Path | None:
-    uri = uri or tracking.tracking_uri()
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = Path(uri.removeprefix("sqlite:///").split("?")[0])
-    return path if path.is_file() else None
+    """The local SQLite file of the store, if that is what it is (and it exists)."""
+    path = tracking.sqlite_file(uri or tracking.tracking_uri())
+    return path if path is not None and path.is_file() else None
 
 
 def _connect(db: Path) -> sqlite3.Connection:

@@ -101,7 +101,7 @@ def bench_analysis(server, runs: int, repeats: int) -> None:
     if not (folder / "complete").exists():  # a kept --root is built once
         start = time.perf_counter()
         os.environ["PGPASSWORD"] = server.server.db_password_file.read_text().strip()
-        _use(server.server._db_uri("mlflow"), "Default")
+        _use(server.server.db_uri("mlflow"), "Default")
         folder.mkdir(exist_ok=True)
         build_store(runs, folder)
         (folder / "complete").touch()

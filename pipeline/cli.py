@@ -142,6 +142,7 @@ def run(
     raw = vars(parser.parse_args(argv))
     tracking.install_signal_handlers()
     tracking.configure_client()
+    tracking.default_experiment()
     try:
         tracking.check_store()  # seconds, not minutes, when the server is away
         try:

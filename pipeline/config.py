@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import executors
+
 BACKENDS = ("tensorflow", "jax")
-EXECUTORS = ("local", "ray")
+EXECUTORS = executors.names()  # one module per engine in pipeline/executors/
 TARGET_SCALES = ("none", "max_freq")
 STUDY_NAME_ALLOWED = "letters, digits, '-' and '_' (at most 64)"
 
@@ -33,6 +35,10 @@ def _knob(default: Any, help: str, ok: Callable[[Any], bool], allowed: str) -> A
 
 
 INT_MAX = 2**31 - 1  # sizes: what NumPy and TensorFlow shapes and loops take
+HEARTBEAT_EVERY_S = 30.0  # every open run refreshes its `heartbeat` tag this often
+# A run is taken for dead only after four missed beats: a live run's last beat is at most one
+# interval old, so no window shorter than this can be trusted.
+MIN_STALE_AFTER_MIN = 4 * HEARTBEAT_EVERY_S / 60
 SEED_MAX = 2**32 - 1  # what NumPy's and Keras's seeding takes
 
 
@@ -271,8 +277,9 @@ class SweepConfig(_Validated):
     stale_after_min: float = _knob(
         10.0,
         "RUNNING runs of the study with no heartbeat for this long are marked KILLED and rerun",
-        _positive_finite,
-        "a number of minutes > 0",
+        lambda v: math.isfinite(v) and v >= MIN_STALE_AFTER_MIN,
+        f"a number of minutes ≥ {MIN_STALE_AFTER_MIN:g} (four missed heartbeats of "
+        f"{HEARTBEAT_EVERY_S:g} s)",
     )
 
     @property

@@ -8,8 +8,6 @@ phases from a stream independent of the training set's. Deterministic in its par
     mlflow run . -e generate_data -P max_freq=20 --env-manager local
 """
 
-import hashlib
-import json
 import sys
 import warnings
 from dataclasses import dataclass
@@ -17,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import keys
 from pipeline.config import DataConfig, UserError
 
-# Bump when the arrays a given DataConfig produces change: old data runs are then not reused.
-DATA_FORMAT = 1
 SPLITS = ("train", "test")
 
 
@@ -57,10 +54,15 @@ def generate(cfg: DataConfig) -> dict[str, Dataset]:
     }
 
 
+def generator_version() -> str:
+    """The code that makes the arrays: this module's source."""
+    return keys.source_digest([Path(__file__).resolve()])
+
+
 def data_key(cfg: DataConfig) -> str:
-    """Identifies the arrays a config produces; equal keys mean a data run can be reused."""
-    blob = json.dumps({"format": DATA_FORMAT, **cfg.as_params()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Identifies the arrays a config produces with this code; equal keys mean a data run can
+    be reused (a change to this module makes new data)."""
+    return keys.params_key(cfg.as_params(), generator_version())
 
 
 def aliasing_warning(cfg: DataConfig) -> str | None:

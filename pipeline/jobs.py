@@ -18,6 +18,7 @@ from pipeline import tracking
 from pipeline.config import PipelineConfig
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+SKIPPED = "SKIPPED"  # another sweep holds the pair (tracking/liveness.py): nothing trained
 GRID_AXES_TAG = "grid_axes"  # on each main run of a grid: the parameters the sweep varied
 
 
@@ -40,6 +41,7 @@ class Context:
     sweep_run_id: str
     study: str
     backend: str
+    stale_after_s: float = 600.0  # a RUNNING claim beating within this is alive
 
     def for_job(self, job: Job) -> "Context":
         """The context of a worker that can run `job`: one Keras backend per process."""
@@ -48,7 +50,7 @@ class Context:
 
 @dataclass
 class Result:
-    status: str  # FINISHED, FAILED or KILLED
+    status: str  # FINISHED, FAILED, KILLED or SKIPPED
     seconds: float
     run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -75,8 +77,9 @@ def prepare_worker(ctx: Context) -> None:
 
 
 def run_job(ctx: Context, job: Job) -> Result:
-    """In a worker: one full pipeline run under the sweep run. Runs that an earlier attempt of
-    this job left RUNNING (its worker died) are closed as KILLED first."""
+    """In a worker: one full pipeline run under the sweep run, which first claims its pair (a
+    pair another sweep holds is SKIPPED). Runs that an earlier attempt of this job left
+    RUNNING (its worker died) are closed as KILLED first."""
     from pipeline.main import run_pipeline
 
     prepare_worker(ctx)
@@ -92,7 +95,10 @@ def run_job(ctx: Context, job: Job) -> Result:
             tags = {"study": ctx.study, "run_key": job.run_key}
             if job.axes:
                 tags[GRID_AXES_TAG] = ",".join(job.axes)
-            run_id, metrics = run_pipeline(cfg, ctx.sweep_run_id, tags, job.name)
+            claim = (ctx.study, job.run_key, ctx.stale_after_s)
+            run_id, metrics = run_pipeline(cfg, ctx.sweep_run_id, tags, job.name, claim)
+    except tracking.PairTaken as exc:
+        return Result(SKIPPED, time.perf_counter() - start, error=str(exc))
     except Exception as exc:
         return Result(FAILED, time.perf_counter() - start, error=tracking.one_line(exc))
     return Result(FINISHED, time.perf_counter() - start, run_id, metrics)

@@ -45,9 +45,14 @@ def run_pipeline(
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
     run_name: str | None = None,
+    claim: tuple[str, str, float] | None = None,
 ) -> tuple[str, dict]:
-    """Run the three steps under one `main` run; returns its run id and headline metrics."""
+    """Run the three steps under one `main` run; returns its run id and headline metrics.
+    `claim` (study, run_key, stale_after_s): the run is a sweep's claim on a pair, and raises
+    tracking.PairTaken, leaving no run, if another attempt holds the pair."""
     with tracking.step_run("main", cfg.as_params(), parent_run_id, tags, run_name) as run:
+        if claim is not None:
+            tracking.claim_pair(run, *claim)
         generate_data.flag_aliasing(cfg.data)
         data_run_id, datasets, reused = data_for(cfg.data)
         tracking.set_tags({"data_run_id": data_run_id, "data_reused": str(reused).lower()})

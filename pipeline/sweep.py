@@ -15,17 +15,16 @@ every open run as KILLED.
     mlflow run . -e sweep -P max_freqs=10,20,30 -P seeds=5 --env-manager local
 """
 
-import hashlib
 import itertools
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from pipeline import resources, tracking
+from pipeline import keys, resources, tracking
 from pipeline.config import (
     PASSED_THROUGH,
     ConfigError,
@@ -34,16 +33,15 @@ from pipeline.config import (
     PipelineConfig,
     SweepConfig,
     TrainConfig,
+    UserError,
 )
 from pipeline.executors import open_executor
-from pipeline.jobs import FINISHED, Context, Job, Result
-
-SQLITE_TIMEOUT_S = 120  # concurrent writers wait for the lock instead of failing
+from pipeline.jobs import FINISHED, SKIPPED, Context, Job, Result
 
 
 def run_key(params: dict[str, Any]) -> str:
-    blob = json.dumps({"code": tracking.code_version(), **params}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """What resume and the one-attempt-per-pair rule match on: parameters and the code."""
+    return keys.params_key(params, keys.code_version())
 
 
 def grid_axes(raw: dict[str, Any]) -> dict[str, list[str]]:
@@ -77,7 +75,7 @@ def study_name(sweep: SweepConfig, raw: dict[str, Any]) -> str:
     base = PipelineConfig.from_strings(first_setting(raw))
     shared = {k: v for k, v in base.as_params().items() if k not in ("max_freq", "seed")}
     shared.update(axes)
-    digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:6]
+    digest = keys.digest(shared, 6)
     varied = "".join(f"_{name}{'-'.join(values)}" for name, values in axes.items())
     budget = f"_e{base.train.epochs}"
     if "train_steps" in axes:
@@ -106,13 +104,6 @@ def plan(sweep: SweepConfig, raw: dict[str, Any]) -> list[Job]:
     return sorted(jobs, key=lambda j: (j.params["backend"], -j.params["max_freq"]))
 
 
-def patient_tracking_uri(uri: str) -> str:
-    """The tracking URI, with SQLite told to wait for the write lock rather than fail."""
-    if uri.startswith("sqlite:") and "timeout=" not in uri:
-        uri += ("&" if "?" in uri else "?") + f"timeout={SQLITE_TIMEOUT_S}"
-    return uri
-
-
 @dataclass
 class Bookkeeper:
     """Counts, the progress bar and one line per finished job."""
@@ -120,6 +111,7 @@ class Bookkeeper:
     total: int
     skipped: int
     counts: dict[str, int] = field(default_factory=dict)
+    taken: int = 0  # pairs another sweep claimed first
 
     def __post_init__(self) -> None:
         self.counts = {
@@ -140,6 +132,10 @@ class Bookkeeper:
                 f"{job.name:<22} mae_test={result.metrics['mae_test']:8.3f}  "
                 f"diverged={int(result.metrics['diverged'])}  {result.seconds:6.1f} s"
             )
+        elif result.status == SKIPPED:  # another sweep claimed it first
+            self.counts["runs_skipped"] += 1
+            self.taken += 1
+            line = f"{job.name:<22} skipped: {result.error}"
         else:
             self.counts["runs_failed"] += 1
             line = f"{job.name:<22} {result.status}  {result.error}"
@@ -150,8 +146,32 @@ class Bookkeeper:
         self.bar.close()
 
 
+SHARED_STORES = (
+    "a tracking server (http://, https://) or a PostgreSQL server (postgresql://) that every "
+    "machine reaches"
+)
+
+
+def cluster_refusal(others: list[str], tracking_uri: str, artifact_location: str | None) -> str:
+    """Why runs on `others` (machines besides this one) cannot write to this store and these
+    artifacts ('' when they can): whatever engine runs them."""
+    if not others:
+        return ""
+    where = f"the executor runs jobs on {len(others)} other machine(s) ({', '.join(others)})"
+    if not tracking.is_shared_store(tracking_uri):
+        shown = tracking_uri.partition("?")[0]  # without the sweep's ?timeout=…
+        return f"tracking_uri={shown!r} is not allowed: {where}; expected {SHARED_STORES}"
+    if artifact_location is not None and urlparse(artifact_location).scheme in ("", "file"):
+        return (
+            f"artifact_location={artifact_location!r} is not allowed: {where}; expected a "
+            "location every machine reaches (mlflow-artifacts:/ through the tracking server, "
+            "s3://, gs://, …): create the experiment with one"
+        )
+    return ""
+
+
 def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
-    tracking.set_tracking_uri(patient_tracking_uri(tracking.tracking_uri()))
+    tracking.set_tracking_uri(tracking.patient(tracking.tracking_uri()))
     base = PipelineConfig.from_strings(first_setting(raw))
     axes = grid_axes(raw)
     jobs = plan(sweep, raw)
@@ -165,26 +185,36 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
         **{name: ",".join(values) for name, values in axes.items()},
         "grid_axes": ",".join(["max_freq", "seed", *axes]),
     }
-    with tracking.step_run("sweep", params, tags={"study": study}) as run:
+    stale_after_s = sweep.stale_after_min * 60
+    with tracking.step_run(
+        "sweep", params, tags={"study": study}, run_name=f"sweep {study}"
+    ) as run:
         ctx = Context(
             tracking.tracking_uri(),
             run.info.experiment_id,
             run.info.run_id,
             study,
             base.train.backend,
+            stale_after_s,
         )
-        reaped = tracking.reap_stale([ctx.experiment_id], study, sweep.stale_after_min * 60)
+        reaped = tracking.reap_stale([ctx.experiment_id], study, stale_after_s)
         done = {
             r.data.tags.get("run_key")
-            for r in tracking.find_runs([ctx.experiment_id], {"study": study, "step": "main"})
+            for r in tracking.runs_with_tags(
+                [ctx.experiment_id], {"study": study, "step": "main"}, ("FINISHED",)
+            )
         }
-        todo = [j for j in jobs if j.run_key not in done]
+        elsewhere = tracking.live_claims(ctx.experiment_id, study, stale_after_s, run.info.run_id)
+        todo = [j for j in jobs if j.run_key not in done | elsewhere]
+        held = sum(j.run_key in elsewhere and j.run_key not in done for j in jobs)
         books = Bookkeeper(len(jobs), len(jobs) - len(todo))
 
         def announce(where: str) -> None:
             print(
-                f"study {study!r}: {len(jobs)} runs, {len(jobs) - len(todo)} already finished, "
-                f"{len(todo)} to run{where}"
+                f"study {study!r}: {len(jobs)} runs, {len(jobs) - len(todo) - held} already "
+                f"finished, "
+                + (f"{held} running in another sweep, " if held else "")
+                + f"{len(todo)} to run{where}"
                 + (f"; {len(reaped)} stale RUNNING runs marked KILLED" if reaped else ""),
                 flush=True,
             )
@@ -194,6 +224,11 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
                 announce("")
             else:
                 with open_executor(sweep.executor, ctx, workers, sweep.ray_address) as engine:
+                    others = engine.other_machines()
+                    location = tracking.artifact_location(ctx.experiment_id) if others else None
+                    why = cluster_refusal(others, ctx.tracking_uri, location)
+                    if why:
+                        raise UserError(why)
                     announce(f" on {engine.describe()}")
                     for job, result in engine.run(todo):
                         books.book(job, result)
@@ -203,7 +238,9 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
         c = books.counts
         print(
             f"study {study!r}: {c['runs_finished']} finished, {c['runs_failed']} failed, "
-            f"{c['runs_diverged']} diverged; report: python -m analysis --study {study}",
+            f"{c['runs_diverged']} diverged"
+            + (f", {books.taken} left to another sweep" if books.taken else "")
+            + f"; report: python -m analysis --study {study}",
             flush=True,
         )
         return c

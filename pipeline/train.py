@@ -163,6 +163,24 @@ def resolve_data(ref: str) -> str:
     return ref
 
 
+def load_data(cfg: TrainConfig, data_ref: str) -> dict[str, Dataset]:
+    """The datasets `data_ref` names, checked for training; a UserError names what is wrong.
+    Needs neither TensorFlow nor jax: `train` refuses bad data before importing them."""
+    from pipeline import tracking
+
+    try:
+        datasets = generate_data.load(tracking.download(resolve_data(data_ref)))
+    except UserError as exc:
+        if str(exc).startswith("data="):
+            raise
+        raise UserError(
+            f"data={data_ref!r} is not allowed: expected a generate_data run id or the URI of "
+            f"its data folder ({exc})"
+        ) from None
+    check_data_for_training(cfg, datasets["train"])
+    return datasets
+
+
 def model_requirements(backend: str) -> list[str]:
     """Pinned, so MLflow skips its slow requirement inference (≈10 s → ≈1 s)."""
     return [f"{p}=={metadata.version(p)}" for p in ("keras", backend, "numpy")]
@@ -190,14 +208,7 @@ def run_step(
         data_uri = resolve_data(data_ref)
         tracking.set_tags({"data_uri": data_uri, "keras_backend": keras.backend.backend()})
         if datasets is None:
-            try:
-                datasets = generate_data.load(tracking.download(data_uri))
-            except UserError as exc:
-                raise UserError(
-                    f"data={data_ref!r} is not allowed: expected a generate_data run id or the "
-                    f"URI of its data folder ({exc})"
-                ) from None
-            check_data_for_training(cfg, datasets["train"])
+            datasets = load_data(cfg, data_ref)
         loss_log = tracking.SeriesLogger("loss")
         ratio_log = tracking.SeriesLogger("mae_ratio_train")  # step = optimizer updates
         try:
@@ -233,14 +244,19 @@ def run_step(
 def main(argv: list[str] | None = None) -> None:
     from pipeline import cli
 
-    def execute(cfg: TrainConfig, raw: dict[str, str]) -> None:
+    def build(raw: dict[str, str]) -> tuple[TrainConfig, dict[str, Dataset]]:
+        cfg = TrainConfig.from_strings(raw)
+        return cfg, load_data(cfg, raw["data"])  # bad data is refused before Keras loads
+
+    def execute(built: tuple[TrainConfig, dict[str, Dataset]], raw: dict[str, str]) -> None:
+        cfg, datasets = built
         cli.activate_backend(cfg.backend)
-        run_step(cfg, raw["data"])
+        run_step(cfg, raw["data"], datasets)
 
     cli.run(
         "train",
         __doc__,
-        TrainConfig.from_strings,
+        build,
         execute,
         [TrainConfig],
         argv,

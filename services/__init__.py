@@ -1,0 +1,5 @@
+"""Services the project runs for a team: the tracking server."""
+
+from pipeline.environment import require
+
+require()

@@ -47,7 +47,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import psycopg2
+import psycopg
+
+from pipeline import processes
 
 DEFAULT_ROOT = Path(".server")
 DEFAULT_HOST = "127.0.0.1"
@@ -145,7 +147,7 @@ class TeamServer:
             self._pg_ctl("stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
             # pg_ctl returns once the pid file is gone, a moment before the process itself.
             deadline = time.monotonic() + 10
-            while _alive(pg_pid) and time.monotonic() < deadline:
+            while processes.reap_and_check(pg_pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
             stopped.append(f"PostgreSQL (pid {pg_pid})")
         self.state_file.unlink(missing_ok=True)
@@ -157,7 +159,7 @@ class TeamServer:
         """Print what runs; 0 when the server answers, 3 when it does not (like systemd)."""
         state = self._state()
         pid = state.get("mlflow_pid")
-        if pid and _alive(pid):
+        if pid and processes.reap_and_check(pid):
             url = f"http://{_connect_host(state['host'])}:{state['port']}"
             health = "answers" if _healthy(url) else "does NOT answer"
             print(f"mlflow server: running, pid {pid}, {url}, /health {health}")
@@ -286,15 +288,15 @@ class TeamServer:
             raise ServerError(f"initdb failed: {_short(result.stderr or result.stdout)}")
 
     def _create_databases(self) -> None:
-        connection = psycopg2.connect(
+        connection = psycopg.connect(
             host="127.0.0.1",
             port=self.pg_port,
             user=DB_USER,
             password=self.db_password_file.read_text().strip(),
             dbname="postgres",
             connect_timeout=10,
+            autocommit=True,  # CREATE DATABASE cannot run inside a transaction
         )
-        connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
         try:
             with connection.cursor() as cursor:
                 for database in (TRACKING_DB, AUTH_DB):
@@ -305,16 +307,20 @@ class TeamServer:
             connection.close()
 
     def _db_uri(self, database: str) -> str:
-        # "+psycopg2": SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, not installed here.
+        # A bare postgresql://: SQLAlchemy 2.1 picks psycopg 3, the driver installed here.
         # No password: libpq takes it from PGPASSWORD (see _start_mlflow).
-        return f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{self.pg_port}/{database}"
+        return f"postgresql://{DB_USER}@127.0.0.1:{self.pg_port}/{database}"
+
+    def db_uri(self, database: str = "mlflow") -> str:
+        """The SQLAlchemy URI of one of the server's databases (no password: PGPASSWORD)."""
+        return self._db_uri(database)
 
     def _postgres_pid(self) -> int | None:
         try:
             pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if _alive(pid) else None
+        return pid if processes.reap_and_check(pid) else None
 
     def _pg_ctl(self, *args: str) -> None:
         result = self._as_postgres([str(postgres_bindir() / "pg_ctl"), *args], timeout=90)
@@ -391,8 +397,9 @@ class TeamServer:
 
     def _stop_process_group(self, pgid: int) -> bool:
         """SIGTERM the group, wait (bounded), then SIGKILL. False if nothing of it was left."""
-        members = _group_members(pgid)
-        if not any("mlflow" in _cmdline(p) or "uvicorn" in _cmdline(p) for p in members):
+        members = processes.group_members(pgid)
+        commands = [processes.cmdline(p) for p in members]
+        if not any("mlflow" in c or "uvicorn" in c for c in commands):
             return False  # gone, or the id now belongs to someone else's processes
         for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5)):
             try:
@@ -400,9 +407,9 @@ class TeamServer:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + wait_s
-            while _group_members(pgid) and time.monotonic() < deadline:
+            while processes.group_members(pgid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if not _group_members(pgid):
+            if not processes.group_members(pgid):
                 break
         return True
 
@@ -411,7 +418,7 @@ class TeamServer:
     def _running(self) -> bool:
         state = self._state()
         pid = state.get("mlflow_pid")
-        return bool(pid and _alive(pid)) and _healthy(
+        return bool(pid and processes.reap_and_check(pid)) and _healthy(
             f"http://{_connect_host(state['host'])}:{state['port']}"
         )
 
@@ -533,41 +540,6 @@ def _request(
         return error.code, error.read().decode(errors="replace")
     except (urllib.error.URLError, OSError):
         return 0, ""
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs; an exited process waiting to be reaped (a zombie) does not."""
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
-    except ChildProcessError:
-        pass
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live processes of process group `pgid` (Linux /proc); zombies are reaped or ignored."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command name, in parentheses, may hold spaces: split after its closing one.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        pid = int(stat.parent.name)
-        if int(fields[2]) == pgid and _alive(pid):
-            members.append(pid)
-    return members
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _write_secret(path: Path, text: str) -> None:

@@ -122,9 +122,9 @@ def clean_mlflow(monkeypatch):
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)  # back to "unset": the next test sees no leftover store
-    from pipeline import tracking
+    from pipeline.tracking import signals
 
-    tracking._stopping.clear()  # an in-process interrupt must not silence later SIGTERMs
+    signals.reset()  # an in-process interrupt must not silence later SIGTERMs
     mlflow.tracking.fluent._active_experiment_id = None
 
 

@@ -1,31 +1,13 @@
-"""Process helpers for tests that kill things: children from /proc, bounded waits."""
+"""Process helpers for tests that kill things: bounded waits, and the machine's processes as
+the pipeline itself reads them (pipeline/processes.py)."""
 
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from pipeline.processes import alive, children, cmdline
 
-def children(pid: int) -> list[int]:
-    """Direct children of `pid` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+__all__ = ["alive", "children", "cmdline", "kill_all", "spawned_workers", "wait_until"]
 
 
 def wait_until(check: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.5):
@@ -46,13 +28,6 @@ def kill_all(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def spawned_workers(pid: int) -> list[int]:

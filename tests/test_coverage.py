@@ -20,13 +20,14 @@ def _results(check: coverage.Check, replicates: int) -> dict[str, coverage.Resul
 
 
 def _bar(replicates: int) -> float:
-    """95% minus 2 Monte-Carlo standard errors: a true 95% interval passes, a 90% one (2.9 to
-    3.7 standard errors below at these counts) does not."""
+    """95% minus 2 Monte-Carlo standard errors: a true 95% interval passes; at 1,000 studies a
+    90% one, 3.8 of its standard errors below the bar, does not (at the slow checks' 300 the
+    bar is looser: docs/coverage.md has them at 1,000 and more)."""
     return 0.95 - 2 * math.sqrt(0.95 * 0.05 / replicates)
 
 
 SIMULATED = [
-    (c, 1000 if c.cost == "fast" else 400)
+    (c, 1000 if c.cost == "fast" else 300)
     for c in coverage.CHECKS
     if c.run.__qualname__.split(".")[0] not in ("_wilson", "_clopper", "_median", "_mean")
 ]
@@ -47,8 +48,12 @@ def test_simulated_coverage_is_close_to_95_percent(check, replicates):
     assert main.replicates >= 0.8 * replicates  # a path check keeps most studies
     bar = _bar(main.replicates)
     assert main.coverage >= bar, f"{main.coverage:.3f} < {bar:.3f}"
-    if "90" in results:  # the same interval at 90% fails the same bar
-        assert results["90"].coverage < bar
+    if "90" in results:
+        low = results["90"]
+        # It covers at its own level (the equivalence tests use 90% intervals) ...
+        assert low.coverage >= 0.90 - 2 * math.sqrt(0.9 * 0.1 / low.replicates)
+        if check.cost == "fast":  # ... and with 1,000 studies it fails the 95% bar
+            assert low.coverage < bar
     for extra in ("median", "band"):  # the median time to escape; a figure's band
         if extra in results:
             assert results[extra].coverage >= _bar(results[extra].replicates)

@@ -1,6 +1,7 @@
 """generate_data: values, shapes, determinism and the npz round trip."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_deterministic_in_the_seed_and_test_stream_independent():
     assert np.array_equal(more["train"].x, a["train"].x)
 
 
-def test_data_key_tracks_every_data_parameter_and_the_format(monkeypatch):
+def test_data_key_tracks_every_data_parameter_and_the_generators_code(monkeypatch):
     from pipeline import generate_data
 
     base = DataConfig()
@@ -61,7 +62,12 @@ def test_data_key_tracks_every_data_parameter_and_the_format(monkeypatch):
     for name, value in changes.items():
         assert data_key(DataConfig(**{name: value})) != data_key(base), name
     before = data_key(base)
-    monkeypatch.setattr(generate_data, "DATA_FORMAT", generate_data.DATA_FORMAT + 1)
+    # The generator's own source is what the key covers: no hand-bumped format number.
+    from pipeline import keys
+
+    own = keys.source_digest([Path(generate_data.__file__)])
+    assert generate_data.generator_version() == own
+    monkeypatch.setattr(generate_data, "generator_version", lambda: "changed code")
     assert data_key(base) != before  # new arrays for the same config: old data not reused
 
 

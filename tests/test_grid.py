@@ -72,8 +72,8 @@ def test_bad_axis_values_are_refused_before_anything_runs(name, value, message):
 
 
 def test_run_key_changes_with_any_parameter_and_with_the_code(monkeypatch):
+    from pipeline import keys
     from pipeline import sweep as sweep_module
-    from pipeline import tracking
 
     params = PipelineConfig.from_strings({}).as_params()
     key = run_key(params)
@@ -81,7 +81,7 @@ def test_run_key_changes_with_any_parameter_and_with_the_code(monkeypatch):
     for name in params:
         changed = {**params, name: f"{params[name]}x"}
         assert run_key(changed) != key, name
-    monkeypatch.setattr(tracking, "code_version", lambda: "other-code")
+    monkeypatch.setattr(keys, "code_version", lambda: "other-code")
     assert sweep_module.run_key(params) != key
 
 

@@ -15,8 +15,9 @@ from procs import alive, children, cmdline, wait_until
 from ray.cluster_utils import Cluster
 
 from pipeline import sweep
-from pipeline.executors import ray_cluster
-from pipeline.executors.ray_cluster import other_machines, refusal
+from pipeline.executors import ray as ray_cluster
+from pipeline.executors.ray import other_machines
+from pipeline.sweep import cluster_refusal as refusal
 
 TINY = [
     "--max_freqs", "3,4",

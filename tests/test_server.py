@@ -14,7 +14,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pandas as pd
-import psycopg2
+import psycopg
 import pytest
 from conftest import BIN, ROOT, TINY
 from mlflow import MlflowClient
@@ -119,15 +119,15 @@ def test_second_start_says_running_and_changes_nothing(server):
 def test_postgres_listens_on_loopback_only_and_wants_the_password(server):
     password = (server.root / "db_password").read_text().strip()
     dsn = dict(host="127.0.0.1", port=server.server.pg_port, user=DB_USER, dbname="mlflow")
-    connection = psycopg2.connect(password=password, **dsn)
+    connection = psycopg.connect(password=password, **dsn)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SHOW listen_addresses")
             assert cursor.fetchone() == ("127.0.0.1",)
     finally:
         connection.close()
-    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
-        psycopg2.connect(password="wrong-password", **dsn)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(password="wrong-password", **dsn)
 
 
 def test_rest_api_needs_valid_credentials(server):

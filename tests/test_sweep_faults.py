@@ -9,9 +9,10 @@ import time
 
 import pytest
 from conftest import ROOT
+from mlflow.tracking import MlflowClient
 from procs import alive, spawned_workers, wait_until
 
-from pipeline.executors.local_pool import SWEEP_DIED
+from pipeline.executors.local import SWEEP_DIED
 from pipeline.tracking import HEARTBEAT_TAG
 
 # Long enough (tens of seconds) to be killed mid-training, short enough to finish after.
@@ -81,10 +82,11 @@ def test_a_killed_sweep_takes_its_workers_along_and_resumes_cleanly(store):
     assert orphan.data.tags[HEARTBEAT_TAG].isdigit()
 
     # Resume: the sweep run's heartbeat stopped, so it is reaped; every pair runs once more.
-    time.sleep(1)  # older than --stale_after_min 0.01 (0.6 s)
+    # Its last beat is made 3 minutes old rather than waited for: past the 2-minute window.
+    MlflowClient().set_tag(orphan.info.run_id, HEARTBEAT_TAG, str(int(time.time() - 180)))
     again = subprocess.run(
         [sys.executable, "-m", "pipeline.sweep", *SWEEP, "--study", "k9",
-         "--stale_after_min", "0.01"],
+         "--stale_after_min", "2"],
         cwd=ROOT, env=store.env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]

@@ -13,6 +13,7 @@ from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
 from pipeline import reap, tracking
+from pipeline.tracking import liveness
 
 
 def _free_port() -> int:
@@ -111,14 +112,14 @@ def test_local_stores_need_no_check_and_are_not_shared(store):
 
 
 def test_an_open_run_beats_and_a_closed_one_stops(store, monkeypatch):
-    monkeypatch.setattr(tracking, "_heartbeat", tracking._Heartbeat(every_s=0.3))
+    monkeypatch.setattr(liveness, "heartbeat", liveness.Heartbeat(every_s=0.3))
     with tracking.step_run("main", {}) as run:
         first = int(MlflowClient().get_run(run.info.run_id).data.tags[tracking.HEARTBEAT_TAG])
         time.sleep(1.6)
         later = int(MlflowClient().get_run(run.info.run_id).data.tags[tracking.HEARTBEAT_TAG])
         assert later > first
-        assert run.info.run_id in tracking._heartbeat
-    assert run.info.run_id not in tracking._heartbeat
+        assert run.info.run_id in liveness.heartbeat
+    assert run.info.run_id not in liveness.heartbeat
 
 
 def _running(name: str, tags: dict[str, str], beat_age_s: float | None, parent=None) -> str:
@@ -152,12 +153,29 @@ def test_reap_closes_only_stale_runs_of_the_study(store, capsys):
     assert status[live].info.status == status[other].info.status == "RUNNING"
     assert MlflowClient().get_run(finished).info.status == "FINISHED"
 
-    with pytest.raises(SystemExit) as stop:
-        reap.main(["--study", "s", "--stale_after_min", "-1"])
-    assert stop.value.code == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: stale_after_min=-1.0 is not allowed: expected a number of minutes > 0"
-    )
+    for minutes in ("-1", "0.001", "1.9"):  # under four missed beats: a live run looks dead
+        with pytest.raises(SystemExit) as stop:
+            reap.main(["--study", "s", "--stale_after_min", minutes])
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: stale_after_min={float(minutes)!r} is not allowed: expected a number of "
+            "minutes ≥ 2 (four missed heartbeats of 30 s)"
+        )
+
+
+def test_the_reaper_reads_minutes_and_spares_runs_beating_within_the_window(store, capsys):
+    """Real heartbeat ages around a 2-minute window: a run that beat 100 s ago is alive (a
+    window read as seconds would reap it), one that beat 130 s ago is dead."""
+    study = {"step": "main", "study": "w"}
+    alive = _running("alive", study, beat_age_s=100)
+    just = _running("just inside", study, beat_age_s=115)
+    dead = _running("dead", study, beat_age_s=130)
+    reap.main(["--study", "w", "--stale_after_min", "2"])
+    assert "1 stale RUNNING runs marked KILLED" in capsys.readouterr().out
+    states = {r: MlflowClient().get_run(r).info.status for r in (alive, just, dead)}
+    assert states == {alive: "RUNNING", just: "RUNNING", dead: "KILLED"}
+    with pytest.raises(ValueError):  # below the bound, even from code
+        tracking.reap_stale(["0"], "w", 60)
 
 
 def test_a_retried_job_closes_what_its_dead_attempt_left_open(store):

@@ -9,8 +9,8 @@ this checkout; MLFLOW_TRACKING_URI/USERNAME/PASSWORD/TOKEN, when set, travel as 
 env_vars, which Ray shows to anyone who can see the cluster's jobs (its dashboard and job
 APIs): give the sweep credentials meant for the cluster. A task whose worker or node dies is
 run again by Ray, up to MAX_ATTEMPTS in all; the retry first closes the dead attempt's runs as
-KILLED. Runs write to the store from the nodes, so a cluster with nodes on other machines is
-refused unless all of them can reach the tracking store and the experiment's artifacts.
+KILLED. Runs write to the store from the nodes: `other_machines()` tells the sweep which
+nodes are elsewhere, and the sweep refuses a store they could not reach.
 
 Stopping (Ctrl-C, SIGTERM, an error) cancels the tasks: a running one gets KeyboardInterrupt,
 so its run ends KILLED; one still running after CANCEL_GRACE_S is killed. If the sweep
@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import ray
 import ray.exceptions as rex
@@ -59,13 +58,9 @@ WAIT_STEP_S = 1.0  # ray.wait in short steps, so Ctrl-C and SIGTERM are handled 
 FORWARDED_ENV = tuple(f"MLFLOW_TRACKING_{k}" for k in ("URI", "USERNAME", "PASSWORD", "TOKEN"))
 AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 RAY_MESSAGE_CHARS = 200  # Ray's cluster messages (node lost, task retried), cut to one line
-SHARED_STORES = (
-    "a tracking server (http://, https://) or database server (postgresql://, mysql://, "
-    "mssql://) that every node reaches"
-)
 
 
-# --- the decision: may this cluster write to this store? (pure, tested with fake nodes) -----
+# --- which machines run the tasks (pure, tested with fake nodes) -----------------------------
 
 
 def other_machines(nodes: Iterable[Mapping[str, Any]], local_ips: Iterable[str]) -> list[str]:
@@ -78,23 +73,6 @@ def other_machines(nodes: Iterable[Mapping[str, Any]], local_ips: Iterable[str])
             if n.get("Alive", n.get("alive")) and n["NodeManagerAddress"] not in here
         }
     )
-
-
-def refusal(others: Sequence[str], tracking_uri: str, artifact_location: str | None) -> str:
-    """Why a cluster with nodes on `others` cannot run this sweep ('' when it can)."""
-    if not others:
-        return ""
-    where = f"the Ray cluster has nodes on {len(others)} other machine(s) ({', '.join(others)})"
-    if not tracking.is_shared_store(tracking_uri):
-        shown = tracking_uri.partition("?")[0]  # without the sweep's ?timeout=…
-        return f"tracking_uri={shown!r} is not allowed: {where}; expected {SHARED_STORES}"
-    if artifact_location is not None and urlparse(artifact_location).scheme in ("", "file"):
-        return (
-            f"artifact_location={artifact_location!r} is not allowed: {where}; expected a "
-            "location every node reaches (mlflow-artifacts:/ through the tracking server, "
-            "s3://, gs://, …): create the experiment with one"
-        )
-    return ""
 
 
 # --- the task -------------------------------------------------------------------------------
@@ -144,6 +122,7 @@ class RayExecutor(Executor):
         self.saved_env: dict[str, str | None] = {}
         self.summary = ""
         self.print_messages: Callable | None = None
+        self.others: list[str] = []
 
     # connecting
 
@@ -163,10 +142,10 @@ class RayExecutor(Executor):
             f"Ray {where} {ray.get_runtime_context().gcs_address} "
             f"({len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus:g} CPUs)"
         )
-        others = other_machines(nodes, self._local_ips(nodes))
-        why = refusal(others, self.ctx.tracking_uri, self._artifact_location() if others else "")
-        if why:
-            raise UserError(why)
+        self.others = other_machines(nodes, self._local_ips(nodes))
+
+    def other_machines(self) -> list[str]:
+        return self.others
 
     def _start(self) -> None:
         """A private Ray instance. Ray 2.60 turns token authentication on for it and, unless a
@@ -248,12 +227,6 @@ class RayExecutor(Executor):
             return ips
         me = ray.get_runtime_context().get_node_id()
         return {n["NodeManagerAddress"] for n in nodes if n["NodeID"] == me}
-
-    def _artifact_location(self) -> str | None:
-        try:
-            return tracking.artifact_location(self.ctx.experiment_id)
-        except Exception:
-            return None  # the sweep's own store checks report an unusable store
 
     def describe(self) -> str:
         return self.summary or "Ray"
@@ -359,3 +332,6 @@ def _reload_auth() -> None:
         AuthenticationTokenLoader.instance().reset_cache()
     except Exception:
         pass
+
+
+ENGINE = RayExecutor

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 
 from pipeline import jobs as jobs_module
-from pipeline import tracking
+from pipeline import processes, tracking
 from pipeline.executors import MAX_ATTEMPTS, Executor
 from pipeline.jobs import Context, Job, Result
 
@@ -55,11 +55,7 @@ def _gone(parent_pid: int) -> bool:
     """Whether the sweep process is dead (a zombie counts) or no longer our parent."""
     if os.getppid() != parent_pid:
         return True
-    try:
-        with open(f"/proc/{parent_pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return sys.platform.startswith("linux")  # no such process (where /proc exists)
+    return sys.platform.startswith("linux") and not processes.alive(parent_pid)
 
 
 def _worker_main(conn: Connection, ctx: Context, parent_pid: int) -> None:
@@ -178,3 +174,6 @@ class LocalExecutor(Executor):
 
     def shutdown(self) -> None:
         self._stop(graceful=False)
+
+
+ENGINE = LocalExecutor

@@ -1,0 +1,88 @@
+"""The MLflow edge: every tracking call of the pipeline and the analysis goes through here,
+and this facade names everything the rest of the code uses. One module per responsibility:
+
+- store.py: which store, whether it answers, whether it is ours to write (`check_store`);
+- lifecycle.py: a run's life (`step_run`), never left RUNNING while its process lives, its
+  artifacts logged only if it succeeds;
+- liveness.py: heartbeats, reaping runs whose process died, one live attempt per pair;
+- records.py: logging metrics, series, tags, artifacts and models; experiments; queries;
+- faults.py: a machine's faults (full disk, locked store) in one line;
+- signals.py: SIGTERM ends runs KILLED, like Ctrl-C.
+"""
+
+from pipeline.tracking.faults import StoreError, describe_fault, one_line, redacted
+from pipeline.tracking.lifecycle import (
+    claim_pair,
+    code_version,
+    environment_tags,
+    record_failure,
+    step_run,
+)
+from pipeline.tracking.liveness import (
+    HEARTBEAT_EVERY_S,
+    MIN_STALE_AFTER_S,
+    PairTaken,
+    end_previous_attempts,
+    end_run_as,
+    heartbeat,
+    last_sign_of_life,
+    live_claims,
+    reap_stale,
+)
+from pipeline.tracking.records import (
+    DEFAULT_EXPERIMENT,
+    ERROR_TAG,
+    EXPERIMENT_KIND,
+    HEARTBEAT_TAG,
+    STEP_TAG,
+    SeriesLogger,
+    active_experiment_id,
+    active_run_id,
+    artifact_location,
+    artifact_uri,
+    default_experiment,
+    download,
+    experiment_ids,
+    find_finished_run,
+    get_run,
+    load_keras_model,
+    log_files,
+    log_keras_model,
+    log_metrics,
+    log_params,
+    log_series,
+    metric_history,
+    name_run,
+    parallel,
+    runs_with_tags,
+    search_frame,
+    set_tags,
+    staged_artifacts,
+    use_experiment,
+)
+from pipeline.tracking.signals import install_signal_handlers, is_stopping, stopping
+from pipeline.tracking.store import (
+    check_store,
+    configure_client,
+    is_shared_store,
+    patient,
+    scheme,
+    set_tracking_uri,
+    sqlite_file,
+    tracking_uri,
+)
+
+__all__ = [
+    "DEFAULT_EXPERIMENT", "ERROR_TAG", "EXPERIMENT_KIND", "HEARTBEAT_EVERY_S", "HEARTBEAT_TAG",
+    "MIN_STALE_AFTER_S", "STEP_TAG", "PairTaken", "SeriesLogger", "StoreError",
+    "active_experiment_id", "active_run_id", "artifact_location", "artifact_uri",
+    "check_store", "claim_pair", "code_version", "configure_client", "default_experiment",
+    "describe_fault", "download", "end_previous_attempts", "end_run_as", "environment_tags",
+    "experiment_ids", "find_finished_run", "get_run", "heartbeat", "install_signal_handlers",
+    "is_shared_store", "is_stopping", "last_sign_of_life", "live_claims", "load_keras_model",
+    "log_files", "log_keras_model", "log_metrics", "log_params", "log_series",
+    "metric_history", "name_run", "one_line", "parallel", "patient", "reap_stale",
+    "record_failure", "redacted", "runs_with_tags", "scheme", "search_frame", "set_tags",
+    "set_tracking_uri", "sqlite_file", "staged_artifacts", "step_run", "stopping",
+    "tracking_uri", "use_experiment",
+]  # fmt: skip
