@@ -57,9 +57,9 @@ def one_per_pair(runs: pd.DataFrame) -> pd.DataFrame:
     sweeps both trained (made before sweeps claimed pairs, or by hand) counts once. How many
     were left out is `attrs["duplicates"]`; runs in other states are all kept (an earlier
     KILLED or FAILED attempt of a pair is part of the record)."""
-    done = runs["status"].eq("FINISHED").fillna(False) & runs["run_key"].notna()
-    keys = runs.loc[done, ["study", "run_key"]].astype(str).agg("|".join, axis=1)
-    first = runs.loc[done].assign(_key=keys).sort_values("start_time").drop_duplicates("_key")
+    done = (runs["status"].eq("FINISHED") & runs["run_key"].notna()).fillna(False).to_numpy(bool)
+    keys = runs["study"].astype(str) + "|" + runs["run_key"].astype(str)
+    first = runs[done].assign(_key=keys[done]).sort_values("start_time").drop_duplicates("_key")
     dropped = runs.index[done].difference(first.index)
     out = runs.drop(index=dropped).reset_index(drop=True)
     out.attrs["duplicates"] = len(dropped)

@@ -37,19 +37,20 @@ def default_experiment() -> None:
         os.environ["MLFLOW_EXPERIMENT_NAME"] = DEFAULT_EXPERIMENT
 
 
-_kind_set: set[str] = set()
+_kind_set: set[tuple[str, str]] = set()
 
 
 def mark_experiment(experiment_id: str) -> None:
     """Give the experiment the model-training kind, unless it has a kind (once a process)."""
-    if experiment_id in _kind_set:
+    seen = (mlflow.get_tracking_uri(), experiment_id)
+    if seen in _kind_set:
         return
     client = MlflowClient()
     tags = client.get_experiment(experiment_id).tags
     for key, value in EXPERIMENT_KIND.items():
         if key not in tags:
             client.set_experiment_tag(experiment_id, key, value)
-    _kind_set.add(experiment_id)
+    _kind_set.add(seen)
 
 
 def use_experiment(name: str | None = None, experiment_id: str | None = None) -> str:
