@@ -26,11 +26,14 @@ SERVER_HOST ?= 127.0.0.1
 SERVER_PORT ?= 5000
 SERVER_PG_PORT ?= 5433
 SERVER_ARGS = --root .server --host $(SERVER_HOST) --port $(SERVER_PORT) --pg-port $(SERVER_PG_PORT)
+# Runs go to the project's experiment (opened in the UI's model-training view), or to
+# MLFLOW_EXPERIMENT_NAME when set.
+EXPERIMENT_ARG = --experiment-name "$${MLFLOW_EXPERIMENT_NAME:-sine-lstm}"
 # `mlflow run --env-manager local` runs `python …` from PATH: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run study report reap test test-all lint format bench ui clean
+.PHONY: help venv run study report reap test test-slow test-all lint format bench ui clean
 .PHONY: backends causes budget original
 .PHONY: server server-stop server-status postgres
 
@@ -47,34 +50,34 @@ venv: $(BIN)/.installed ## create .venv and install the pinned requirements
 
 run: venv ## one experiment, mlflow run . -P max_freq=20 (MAX_FREQ=… to change), store mlflow.db
 	@$(BIN)/python -m pipeline.tracking  # fail in seconds if the tracking server is away
-	$(BIN)/mlflow run . -P max_freq=$(MAX_FREQ) --env-manager local
+	$(BIN)/mlflow run . -P max_freq=$(MAX_FREQ) --env-manager local $(EXPERIMENT_ARG)
 	@echo
 	@echo "Results: tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}, artifacts under ./mlruns"
 	@echo "Browse and compare runs: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}  (then open http://127.0.0.1:5000)"
 
 study: venv ## the default study (5 max_freqs × 5 seeds on jax, ~7 min), then its report
 	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P backend=$(STUDY_BACKEND) -P study=$(STUDY) --env-manager local
+	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P backend=$(STUDY_BACKEND) -P study=$(STUDY) --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study $(STUDY)
 
 backends: venv ## tensorflow vs jax: max_freqs 10,20,30 × 20 seeds each (about 65 min), then the report
 	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=10,20,30 -P seeds=$(BACKEND_SEEDS) -P backend=tensorflow,jax -P study=backends --env-manager local
+	$(BIN)/mlflow run . -e sweep -P max_freqs=10,20,30 -P seeds=$(BACKEND_SEEDS) -P backend=tensorflow,jax -P study=backends --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study backends
 
 causes: venv ## the three claimed causes crossed: samples_per_freq 1,10 × target_scale × max_freq 10,50, then the report
 	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=10,50 -P seeds=$(CAUSE_SEEDS) -P samples_per_freq=1,10 -P target_scale=none,max_freq -P backend=$(CAUSE_BACKEND) -P study=causes --env-manager local
+	$(BIN)/mlflow run . -e sweep -P max_freqs=10,50 -P seeds=$(CAUSE_SEEDS) -P samples_per_freq=1,10 -P target_scale=none,max_freq -P backend=$(CAUSE_BACKEND) -P study=causes --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study causes
 
 budget: venv ## failure or delay? max_freq 10…60 × 16 seeds, 6,000 updates each on jax (about 2 h), then the report
 	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=$(BUDGET_MAX_FREQS) -P seeds=$(BUDGET_SEEDS) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=budget --env-manager local
+	$(BIN)/mlflow run . -e sweep -P max_freqs=$(BUDGET_MAX_FREQS) -P seeds=$(BUDGET_SEEDS) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=budget --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study budget
 
 original: venv ## the original failing setting: one 2,000-point series per frequency 1…300 (EPOCHS=…)
 	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . $(ORIGINAL) -P epochs=$(EPOCHS) -P backend=$(ORIGINAL_BACKEND) --env-manager local
+	$(BIN)/mlflow run . $(ORIGINAL) -P epochs=$(EPOCHS) -P backend=$(ORIGINAL_BACKEND) --env-manager local $(EXPERIMENT_ARG)
 
 report: venv ## the report of study STUDY (default: default) in reports/STUDY/
 	$(BIN)/python -m analysis --study $(STUDY)
@@ -85,7 +88,10 @@ reap: venv ## mark RUNNING runs of study STUDY whose process died (no heartbeat 
 test: venv postgres ## the test suite (slow tests excluded; see test-all)
 	$(BIN)/python -m pytest
 
-test-all: venv postgres ## the test suite including tests marked slow
+test-slow: venv postgres ## only the tests marked slow (CI runs make test, then this)
+	$(BIN)/python -m pytest -m slow
+
+test-all: venv postgres ## the whole suite: make test and make test-slow in one run
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 lint: venv ## ruff check and format check

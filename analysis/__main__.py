@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-from analysis import load, report, stats
 from pipeline import tracking
 from pipeline.config import AnalyzeConfig, UserError
 
@@ -28,6 +27,8 @@ def analyze(
 ) -> Path:
     """Write the report and log it as an `analysis` run (in `experiment` if
     `log_to_experiment`, else in the active one); returns the report folder."""
+    from analysis import load, report, stats  # the statistics' libraries: after the checks
+
     runs = load.load_runs(experiment or None, study.split(",") if study else None)
     summary = stats.summarize(runs, ratio)
     results = report.analyse(report.judged_runs(runs, ratio))

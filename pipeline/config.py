@@ -34,6 +34,11 @@ def _knob(default: Any, help: str, ok: Callable[[Any], bool], allowed: str) -> A
     return field(default=default, metadata={"help": help, "ok": ok, "allowed": allowed})
 
 
+def _choice(default: str, help: str, values: tuple[str, ...]) -> Any:
+    """A knob that takes one of `values`."""
+    return _knob(default, help, lambda v: v in values, " or ".join(values))
+
+
 INT_MAX = 2**31 - 1  # sizes: what NumPy and TensorFlow shapes and loops take
 HEARTBEAT_EVERY_S = 30.0  # every open run refreshes its `heartbeat` tag this often
 # A run is taken for dead only after four missed beats: a live run's last beat is at most one
@@ -151,14 +156,11 @@ class TrainConfig(_Validated):
     learning_rate: float = _knob(
         0.001, "Adam learning rate (Keras default 0.001)", _positive_finite, "a number > 0"
     )
-    backend: str = _knob(
-        "tensorflow", "Keras backend", lambda v: v in BACKENDS, " or ".join(BACKENDS)
-    )
-    target_scale: str = _knob(
+    backend: str = _choice("tensorflow", "Keras backend", BACKENDS)
+    target_scale: str = _choice(
         "none",
         "train on f (none) or on f / max_freq (max_freq); predictions are in frequency units",
-        lambda v: v in TARGET_SCALES,
-        " or ".join(TARGET_SCALES),
+        TARGET_SCALES,
     )
     seed: int = _knob(
         0, "seed for phases and weights", _between(0, SEED_MAX), _integers(0, SEED_MAX)
@@ -261,11 +263,10 @@ class SweepConfig(_Validated):
         STUDY_NAME_ALLOWED,
     )
 
-    executor: str = _knob(
+    executor: str = _choice(
         "local",
         "where the runs execute: local worker processes, or tasks on a Ray cluster",
-        lambda v: v in EXECUTORS,
-        " or ".join(EXECUTORS),
+        EXECUTORS,
     )
     ray_address: str = _knob(
         "",

@@ -130,6 +130,35 @@ def test_postgres_listens_on_loopback_only_and_wants_the_password(server):
         psycopg.connect(password="wrong-password", **dsn)
 
 
+def test_a_postgresql_tracking_uri_works_directly(server):
+    """postgresql:// as MLFLOW_TRACKING_URI (no server in between): psycopg 3 is installed
+    for it (SQLAlchemy 2.1's default driver); a wrong password is one line."""
+    password = (server.root / "db_password").read_text().strip()
+    uri = f"postgresql://{DB_USER}:{password}@127.0.0.1:{server.server.pg_port}/mlflow"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME="direct")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.generate_data", "--max_freq", "3"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("direct")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["step"] == "generate_data"
+    wrong = uri.replace(password, "wrong-password")
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipeline.generate_data", "--max_freq", "3"],
+        cwd=ROOT, env={**env, "MLFLOW_TRACKING_URI": wrong}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    head = "error: tracking database postgresql://127.0.0.1/mlflow is not reachable"
+    assert line.startswith(head)
+    assert "password authentication failed" in line and "wrong-password" not in line
+
+
 def test_rest_api_needs_valid_credentials(server):
     url = f"{server.uri}/api/2.0/mlflow/experiments/search?max_results=1"
     assert get(url) == 401
