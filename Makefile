@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 MAX_FREQ ?= 20
+UI_PORT ?= 5000
 # The default study: 5 max_freqs × 5 seeds × 200 epochs on jax (`make backends` found it
 # equivalent to TensorFlow and faster: README, "Running a study"), 7 minutes on 2 cores.
 STUDY ?= default
@@ -52,8 +53,8 @@ run: venv ## one experiment, mlflow run . -P max_freq=20 (MAX_FREQ=… to change
 	@$(BIN)/python -m pipeline.tracking  # fail in seconds if the tracking server is away
 	$(BIN)/mlflow run . -P max_freq=$(MAX_FREQ) --env-manager local $(EXPERIMENT_ARG)
 	@echo
-	@echo "Results: tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}, artifacts under ./mlruns"
-	@echo "Browse and compare runs: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}  (then open http://127.0.0.1:5000)"
+	@echo "Results: the run above, in tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}"
+	@echo "Browse and compare runs: make ui    A study of many runs and its report: make study"
 
 study: venv ## the default study (5 max_freqs × 5 seeds on jax, ~7 min), then its report
 	@$(BIN)/python -m pipeline.tracking
@@ -109,8 +110,9 @@ bench: venv ## the benchmarks (about 40 minutes): main vs bare Keras, fixed cost
 	$(BIN)/python benchmarks/bench_executors.py
 	$(BIN)/python benchmarks/bench_server.py
 
-ui: venv ## the MLflow UI on the default store
-	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
+ui: venv ## the MLflow UI on the store (UI_PORT=5000), its link to the project's runs printed first
+	@$(BIN)/python -m pipeline.tracking --ui_link http://127.0.0.1:$(UI_PORT)
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port $(UI_PORT)
 
 clean: ## remove the local tracking store and caches (keeps .venv)
 	rm -rf mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache

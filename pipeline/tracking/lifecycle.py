@@ -5,6 +5,7 @@ succeeds. A sweep's `main` run is also its claim on a pair (liveness.py): one th
 is deleted."""
 
 import functools
+import os
 import platform
 import shutil
 from collections.abc import Iterator, Mapping
@@ -35,7 +36,11 @@ def code_version() -> str:
 @functools.cache
 def environment_tags() -> dict[str, str]:
     """Package versions and the code hash, read once per process (shared: copy, don't edit)."""
-    tags = {"versions.python": platform.python_version(), "code_version": code_version()}
+    tags = {
+        "versions.python": platform.python_version(),
+        "code_version": code_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+    }
     for package in PACKAGES:
         try:
             tags[f"versions.{package}"] = metadata.version(package)
