@@ -5,6 +5,7 @@
 the target would run."""
 
 import collections
+import math
 import re
 import subprocess
 
@@ -74,7 +75,24 @@ def test_the_budget_study_gives_every_max_freq_the_same_number_of_updates():
     assert {j.params["samples_per_freq"] for j in jobs} == {10}
 
 
-@pytest.mark.parametrize("target", ["study", "backends", "causes", "budget"])
+def test_the_remainder_study_varies_the_last_batch_at_max_freq_30():
+    study, jobs = planned("remainder")
+    assert study == "remainder"
+    cells = collections.Counter(j.params["batch_size"] for j in jobs)
+    assert cells == {b: 16 for b in (29, 32, 33, 36)}
+    # 290 training series: what each batch size leaves in the epoch's last batch
+    assert {b: 290 - 32 * 0 - b * ((290 - 1) // b) for b in cells} == {
+        29: 29,
+        32: 2,
+        33: 26,
+        36: 2,
+    }
+    assert {j.params["max_freq"] for j in jobs} == {30}
+    assert {j.params["train_steps"] for j in jobs} == {6000}
+    assert all(j.axes == ("batch_size",) for j in jobs)
+
+
+@pytest.mark.parametrize("target", ["study", "backends", "causes", "budget", "remainder"])
 def test_a_study_target_names_its_study(target):
     study, _ = planned(target)
     assert study == {"study": "default"}.get(target, target)
