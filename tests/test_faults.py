@@ -72,7 +72,8 @@ def test_a_corrupt_store_is_refused_and_left_as_it_was(store, tmp_path):
         env={"MLFLOW_TRACKING_URI": f"sqlite:///{bad}"},
     )  # fmt: skip
     assert _one_error(done) == (
-        f"tracking store sqlite:///{bad} is not a readable MLflow database; it was not modified"
+        f"tracking store sqlite:///{bad} is not a readable MLflow database (not SQLite); it "
+        "was not modified: point MLFLOW_TRACKING_URI at a new file or an MLflow store"
     )
     assert hashlib.sha256(bad.read_bytes()).hexdigest() == before
 

@@ -103,9 +103,16 @@ def _check_sqlite(uri: str) -> None:
         return
     shown = uri.partition("?")[0]
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0) as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         conn.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            return  # someone writes to it: MLflow waits for the lock, or says it stayed locked
+        raise StoreError(
+            f"tracking store {shown} is not a readable MLflow database ({exc}); it was not "
+            "modified: point MLFLOW_TRACKING_URI at a new file or an MLflow store"
+        ) from None
     except sqlite3.DatabaseError:
         raise StoreError(
             f"tracking store {shown} is not a readable MLflow database (not SQLite); it was "
