@@ -45,6 +45,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: PYTHON=$(PYTHON) is Python " + sys.version.split()[0] + ": the project pins its packages for Python 3.11 (docs/troubleshooting.md); install it, or run make PYTHON=/path/to/python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -134,9 +135,14 @@ server-stop: ## stop the team tracking server and its PostgreSQL
 server-status: ## what of the team tracking server runs (exit status 3: stopped)
 	$(BIN)/python -m services.server status $(SERVER_ARGS)
 
-postgres: ## install Debian's postgresql package (apt-get), unless PostgreSQL is there already
-	@if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
-		sudo=; if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then sudo=sudo; fi; \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
-	fi
+postgres: ## install Debian's postgresql package (apt-get), unless PostgreSQL is there already (POSTGRES_BINDIR, initdb on PATH)
+	@if [ -n "$$POSTGRES_BINDIR" ] || command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+		exit 0; \
+	fi; \
+	sudo=; if [ "$$(id -u)" -ne 0 ]; then \
+		if command -v sudo >/dev/null; then sudo=sudo; else \
+			echo "error: PostgreSQL is not installed and installing it needs root: install Debian's postgresql package, or set POSTGRES_BINDIR to the bin folder of an installed PostgreSQL (docs/troubleshooting.md)" >&2; exit 2; \
+		fi; \
+	fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql

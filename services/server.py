@@ -38,6 +38,7 @@ import pwd
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -466,10 +467,23 @@ class TeamServer:
 
 
 def postgres_bindir() -> Path:
-    """The newest /usr/lib/postgresql/<version>/bin that has initdb."""
+    """Where PostgreSQL's programs are: $POSTGRES_BINDIR (any installation: your own build,
+    conda's, Homebrew's), else the folder of an `initdb` on PATH, else the newest Debian
+    /usr/lib/postgresql/<version>/bin."""
+    given = os.environ.get("POSTGRES_BINDIR")
+    if given:
+        if not (Path(given) / "initdb").is_file():
+            raise ServerError(f"POSTGRES_BINDIR={given!r} is not allowed: it holds no initdb")
+        return Path(given)
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
     found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
     if not found:
-        raise ServerError("PostgreSQL is not installed: run `make postgres` (Debian's package)")
+        raise ServerError(
+            "PostgreSQL is not installed: run `make postgres` (Debian's package, needs root or "
+            "sudo), or set POSTGRES_BINDIR to the bin folder of an installed PostgreSQL"
+        )
 
     def version(bindir: Path) -> tuple[int, ...]:
         return tuple(int(part) for part in re.findall(r"\d+", bindir.parent.name))
