@@ -24,7 +24,8 @@ varying parameters (analysis/settings.py) and max_freq:
   proportional-hazards assumption is checked by the correlation of the Schoenfeld residuals
   with the rank of the event time (Grambsch & Therneau's test with the rank transform).
 - Divergence at the common budget vs max_freq: the logistic trend of trends.divergence_trend
-  with "diverged" read as "still on the plateau at the common budget".
+  with "diverged" read as "still on the plateau at the common budget". Both models leave
+  aliased max_freqs out, as trends.py does; the curves and the table show them.
 
 statsmodels is used rather than lifelines: it is already pinned for the other models, its
 survival code is maintained with the rest of the library, and it has both the Kaplan–Meier
@@ -47,7 +48,7 @@ from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight
 
 from analysis import logistic, stats, trends
-from analysis.settings import diverged_of, setting_suffix, settings
+from analysis.settings import diverged_of, setting_suffix, settings, well_posed
 from pipeline import evaluate, progress
 
 REQUIRED = ("optimizer_steps", "steps_per_epoch")
@@ -124,7 +125,8 @@ def records(runs: pd.DataFrame) -> pd.DataFrame:
 
 def km_curve(time: np.ndarray, event: np.ndarray) -> pd.DataFrame:
     """The Kaplan–Meier step function of "still on the plateau" with its pointwise 95% band
-    (log(−log) transform): columns time, surv, low, high, starting at time 0 with 1."""
+    (log(−log) transform): columns time, surv, low, high, from time 0 (with 1) to the last
+    time any run was followed."""
     fit = SurvfuncRight(np.asarray(time, float), np.asarray(event, int))
     surv, se = fit.surv_prob, fit.surv_prob_se
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -135,7 +137,7 @@ def km_curve(time: np.ndarray, event: np.ndarray) -> pd.DataFrame:
     # at 0, and at 1 the band's upper end is 1.
     low = np.where(surv >= 1, 1.0, np.where(surv <= 0, 0.0, low))
     high = np.where(surv >= 1, 1.0, np.where(surv <= 0, 0.0, high))
-    return pd.DataFrame(
+    curve = pd.DataFrame(
         {
             "time": np.r_[0.0, fit.surv_times],
             "surv": np.r_[1.0, surv],
@@ -143,6 +145,10 @@ def km_curve(time: np.ndarray, event: np.ndarray) -> pd.DataFrame:
             "high": np.r_[1.0, high],
         }
     )
+    end = float(np.max(time))
+    if end > curve["time"].iloc[-1]:  # runs followed past the last escape: the curve goes on
+        curve.loc[len(curve)] = [end, *curve.iloc[-1][["surv", "low", "high"]]]
+    return curve
 
 
 def median_escape(time: np.ndarray, event: np.ndarray) -> tuple[float, float, float]:
@@ -231,6 +237,7 @@ class Escape:
     curves: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = field(repr=False)  # updates, epochs
     trend: EscapeTrend
     at_budget: trends.DivergenceTrend  # "still on the plateau at the budget" vs max_freq
+    aliased: tuple[int, ...] = ()  # max_freqs in the table and curves, not in the two fits
 
 
 MODE_COLUMNS = tuple(f"mode_{m}" for m in evaluate.FAILURE_MODES)
@@ -280,6 +287,8 @@ def fit(runs: pd.DataFrame) -> list[Escape]:
         if rec.empty:
             continue
         budget = float(rec["budget"].min())
+        posed, aliased = well_posed(part)
+        fitted = rec.loc[posed.index.intersection(rec.index)]
         curves = {
             int(m): (km_curve(g["time"], g["event"]), km_curve(g["epochs"], g["event"]))
             for m, g in rec.groupby("max_freq", sort=True)
@@ -288,14 +297,20 @@ def fit(runs: pd.DataFrame) -> list[Escape]:
             pd.DataFrame(
                 {
                     "status": "FINISHED",
-                    "max_freq": rec["max_freq"],
-                    "diverged": rec["escaped_by"] > budget,
+                    "max_freq": fitted["max_freq"],
+                    "diverged": fitted["escaped_by"] > budget,
                 }
             )
         )
         out.append(
             Escape(
-                setting, budget, per_max_freq(rec, budget), curves, escape_trend(rec), at_budget
+                setting,
+                budget,
+                per_max_freq(rec, budget),
+                curves,
+                escape_trend(fitted),
+                at_budget,
+                aliased,
             )
         )
     return out

@@ -141,7 +141,7 @@ def mae_vs_max_freq(
         if fit is not None and not math.isnan(fit.error.exponent):
             e = fit.error
             curve = trends.error_curve(
-                e, np.geomspace(rows["max_freq"].min(), rows["max_freq"].max(), 100)
+                e, np.geomspace(min(e.max_freqs), max(e.max_freqs), 100)
             )
             _fit_with_band(
                 ax,
@@ -204,7 +204,7 @@ def divergence_rate(
                 )
         d = fit.divergence if fit is not None else None
         if d is not None and d.method:
-            grid = np.linspace(rows["max_freq"].min(), rows["max_freq"].max(), 200)
+            grid = np.linspace(min(d.max_freqs), max(d.max_freqs), 200)
             curve = trends.divergence_curve(d, grid)
             how = "Firth logistic" if d.method == "firth" else "logistic"
             _fit_with_band(

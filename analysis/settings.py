@@ -82,3 +82,25 @@ def metric_part(text: Any) -> str:
 def setting_suffix(setting: dict[str, Any]) -> str:
     """The metric-name suffix of a setting: '/<param>_<value>' per varying parameter."""
     return "".join(f"/{metric_part(k)}_{metric_part(v)}" for k, v in setting.items())
+
+
+def aliased_mask(runs: pd.DataFrame) -> np.ndarray:
+    """Runs whose highest frequency reaches the aliasing limit (pipeline DataConfig.aliased):
+    they answer an ill-posed question, so trends are fitted without them."""
+    from pipeline.config import DataConfig
+
+    if "time_steps" not in runs:
+        return np.zeros(len(runs), bool)
+    steps = runs["time_steps"].fillna(DataConfig().time_steps).astype(int)
+    return np.array(
+        [DataConfig(time_steps=int(t)).first_aliased_max_freq <= m
+         for m, t in zip(runs["max_freq"].astype(int), steps, strict=True)],
+        dtype=bool,
+    )  # fmt: skip
+
+
+def well_posed(runs: pd.DataFrame) -> tuple[pd.DataFrame, tuple[int, ...]]:
+    """The runs without the aliased ones, and the aliased max_freqs left out."""
+    mask = aliased_mask(runs)
+    left_out = tuple(sorted({int(m) for m in runs.loc[mask, "max_freq"]}))
+    return runs[~mask], left_out

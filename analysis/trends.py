@@ -13,6 +13,8 @@ are two outcomes, reported apart: the error trend uses only runs that did not di
   t-interval with each max_freq's own variance and Welch–Satterthwaite degrees of freedom
   (the spread differs between max_freqs; a percentile bootstrap covered only 86–92% at these
   designs). A max_freq with a single run borrows the pooled variance of the others.
+- Aliased max_freqs (max_freq − 1 ≥ (time_steps − 1)/2, where f and time_steps − 1 − f give
+  the same samples) are left out of every fit and said so: they answer another question.
 - Seeds: how many seeds per max_freq, at the study's max_freq values, make the divergence
   trend's 95% interval exclude 1 (on the right side) in SEED_POWER of repeat studies, found by
   simulating the report's own fit (`simulated_power`) at the fitted trend, and at the ends of
@@ -45,7 +47,7 @@ from scipy import stats as sps
 from scipy.special import expit, log1p
 
 from analysis import logistic
-from analysis.settings import diverged_of, setting_suffix, settings
+from analysis.settings import diverged_of, setting_suffix, settings, well_posed
 
 LEVEL = logistic.LEVEL
 Z = logistic.Z
@@ -461,15 +463,20 @@ class Trends:
     divergence: DivergenceTrend
     error: ErrorTrend
     seeds: SeedAdvice
+    aliased: tuple[int, ...] = ()  # max_freqs left out of the fits: the task is ill-posed there
 
 
 def fit(runs: pd.DataFrame) -> list[Trends]:
-    """Every trend, per setting of the varying parameters. `diverged` is taken as it is:
-    stats.judged(runs, ratio) re-judges at another threshold first."""
+    """Every trend, per setting of the varying parameters, over its well-posed runs (aliased
+    max_freqs are reported, not fitted). `diverged` is taken as it is: stats.judged(runs,
+    ratio) re-judges at another threshold first."""
     out = []
     for setting, part in settings(runs):
+        part, aliased = well_posed(part)
         divergence = divergence_trend(part)
-        out.append(Trends(setting, divergence, error_trend(part), seeds_needed(divergence)))
+        out.append(
+            Trends(setting, divergence, error_trend(part), seeds_needed(divergence), aliased)
+        )
     return out
 
 

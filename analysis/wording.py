@@ -260,8 +260,8 @@ def aliased(runs: pd.DataFrame) -> str | None:
         return None
     return (
         f"**Aliasing**: at {'; '.join(notes)} the highest frequency max_freq − 1 reaches the "
-        "aliasing limit (time_steps − 1)/2, where the task is ill-posed; those runs are in the "
-        "fits."
+        "aliasing limit (time_steps − 1)/2, where the task is ill-posed: the tables and figures "
+        "show those runs, the trend fits leave them out."
     )
 
 
@@ -304,6 +304,11 @@ def findings(
             error_finding(t.error, family, ("error", name)),
         ]
         lines += [s for s in [seeds_finding(t)] if s]
+        if t.aliased:
+            lines.append(
+                f"**Left out of these fits**: max_freq {freqs(t.aliased)}, aliased (the table "
+                "and figures show them)."
+            )
         sections.append((name if varying else "", lines))
     return sections
 
@@ -766,6 +771,11 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
             where + budget_sentence(e, family, ("budget", name)),
             where + delay_sentence(e),
         ]
+        if e.aliased:
+            bullets.append(
+                f"{where}The Cox model and the budget trend leave out max_freq "
+                f"{freqs(e.aliased)} (aliased); the table and curves show it."
+            )
         t = e.table
         view = pd.DataFrame(index=t.index)
         if title_labels:

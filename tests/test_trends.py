@@ -386,3 +386,15 @@ def test_report_opens_with_findings(tmp_path, monkeypatch):
     assert html.index("<h2>Findings</h2>") < html.index("<table")
     assert "<b>Divergence vs max_freq: not resolved</b>" in html
     assert "two-sided tests in this report; each p-value is given with its Holm-adjusted" in md
+
+
+def test_aliased_max_freqs_are_shown_but_left_out_of_the_fits():
+    runs = _runs(seeds=20, max_freqs=(10, 20, 30, 60))  # time_steps 100: 60 is aliased
+    (fit,) = trends.fit(runs)
+    assert fit.aliased == (60,)
+    assert fit.divergence.max_freqs == (10, 20, 30) and fit.error.max_freqs == (10, 20, 30)
+    assert len(stats.summarize(runs)) == 4  # the table keeps it
+    lines = wording.findings([fit], runs, wording.Family())[-1][1]
+    assert lines[-1] == (
+        "**Left out of these fits**: max_freq 60, aliased (the table and figures show them)."
+    )
