@@ -13,7 +13,7 @@ summary.csv columns: the varying parameters (if any), `max_freq`, `runs`, `finis
 `mae_test_learned_median`, `_median_ci_low`, `_median_ci_high`, `_q1`, `_q3` (of the learned
 runs); for `mae_train` and `mae_test` over all finished runs each: `_median`,
 `_median_ci_low`, `_median_ci_high`, `_q1`, `_q3`, `_mean` (no interval for the mean: on
-these skewed errors a Student-t interval covered about 85% at 10 runs, docs/coverage.md, so
+these skewed errors a Student-t interval covered about 84% at 10 runs, docs/coverage.md, so
 the `_ci_low`/`_ci_high` columns were dropped); `mae_test_median_converged` (the learned
 runs' median, the column's earlier name); `diverged`, `divergence_rate`,
 `divergence_ci_low`, `divergence_ci_high` (Wilson), `ref_fft_mae_test_median`,

@@ -676,7 +676,7 @@ def escape_trend_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
     if not math.isnan(t.ph_p):
         ph = (
             f" Proportional-hazards check: Schoenfeld residuals against the rank of time, "
-            f"r = {t.ph_r:.2f}, p = {p_text(t.ph_p)}"
+            f"r = {t.ph_r:.2f}, p {'' if t.ph_p < 0.001 else '= '}{p_text(t.ph_p)}"
             + (
                 "; the ratio changes during training, so it is an average over the budget."
                 if t.ph_p < ALPHA
@@ -730,8 +730,14 @@ def delay_sentence(e: escape.Escape) -> str:
             f"the curves have flattened (below {LATE_ESCAPE_FLAT:.0%} with 95% confidence): "
             "at this budget what is left on the plateau is failure, not delay"
         )
-    elif low > 0:
-        what = "runs were still leaving the plateau: part of what is left is delay"
+    elif high < 0.5:
+        what = (
+            f"mostly failure: the chance of a late escape is below {high:.0%} with 95% "
+            "confidence"
+            + (", though above 0: a longer budget would rescue a few runs" if low > 0 else "")
+        )
+    elif low > 0.5:
+        what = "mostly delay: most runs still on the plateau at half the budget left it later"
     else:
         what = (
             f"not resolved: the chance lies between {low:.0%} and {high:.0%}, so a longer "

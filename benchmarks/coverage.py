@@ -8,12 +8,15 @@ its Monte-Carlo error. Not a timing: it lives here beside the other long-running
 import argparse
 import datetime
 import platform
+import sys
 import time
 from pathlib import Path
 
-from analysis import coverage
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analysis import coverage  # noqa: E402
+
 LEVELS = {
     "95": "95%",
     "90": "same method at 90%",

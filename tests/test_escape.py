@@ -213,3 +213,21 @@ def test_a_tiny_sweep_with_a_budget_axis_is_reported_per_budget(store, tmp_path)
     assert analysis.data.metrics["escape_budget/train_steps_2"] == 2
     assert analysis.data.metrics["escape_budget/train_steps_5"] == 5
     assert (out / "budget-axis" / "escape_survival.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("half", "full", "verdict"),
+    [
+        (40, 40, "the curves have flattened"),
+        (18, 16, "mostly failure: the chance of a late escape is below 33%"),
+        (20, 2, "mostly delay"),
+        (6, 3, "not resolved: the chance lies between"),
+    ],
+)
+def test_failure_or_delay_follows_the_interval_on_late_escapes(half, full, verdict):
+    from types import SimpleNamespace
+
+    table = pd.DataFrame({"plateau_half": [half], "plateau_budget": [full]})
+    text = wording.delay_sentence(SimpleNamespace(table=table, budget=6000.0))
+    assert f"of the {half} runs still on the plateau at 3000 updates" in text
+    assert verdict in text
