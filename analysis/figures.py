@@ -140,9 +140,7 @@ def mae_vs_max_freq(
         )
         if fit is not None and not math.isnan(fit.error.exponent):
             e = fit.error
-            curve = trends.error_curve(
-                e, np.geomspace(min(e.max_freqs), max(e.max_freqs), 100)
-            )
+            curve = trends.error_curve(e, np.geomspace(min(e.max_freqs), max(e.max_freqs), 100))
             _fit_with_band(
                 ax,
                 curve,

@@ -223,5 +223,11 @@ def test_the_hints_make_targets_print_name_commands_that_exist():
         assert target in targets, f"a hint names make {target}, which does not exist"
     for module in re.findall(r"python -m ([\w.]+)", printed):
         assert importlib.util.find_spec(module) is not None, module
-    shown = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert {ln.split()[1] for ln in shown.stdout.splitlines()} == targets - {"$(BIN)/.installed"}

@@ -184,6 +184,7 @@ def test_the_section_says_failure_delay_and_the_budget_trend():
     assert section.table.iloc[1]["median escape, updates [95% CI]"] == "not reached"
 
 
+@pytest.mark.slow  # ~50 s: a real sweep with a train_steps axis
 def test_a_tiny_sweep_with_a_budget_axis_is_reported_per_budget(store, tmp_path):
     """Real runs: max_freq 3 and 4 × train_steps 2 and 5, one seed, a tiny network."""
     from analysis.__main__ import main as analysis_main

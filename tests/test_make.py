@@ -5,7 +5,6 @@
 the target would run."""
 
 import collections
-import math
 import re
 import subprocess
 

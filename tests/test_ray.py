@@ -133,6 +133,7 @@ def test_local_ray_runs_a_sweep_and_resumes(store, capsys):
     assert len(store.runs(step="main", study="local")) == 4
 
 
+@pytest.mark.slow  # ~75 s; a worker killed mid-run stays in make test
 def test_sweep_survives_losing_a_node(store, cluster):
     """Head and worker node, one CPU each: both runs train at once, one on each node; the
     worker node is lost; its job is run again on the head and closes the lost attempt."""

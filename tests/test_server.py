@@ -205,6 +205,7 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Co
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # ~90 s; a postgresql:// store and the server's start stay in make test
 def test_the_pipeline_sweep_and_report_run_against_the_server(server, as_user, tmp_path):
     env = teammate_env(server)
     done = _run(

@@ -67,6 +67,7 @@ def test_a_killed_worker_is_replaced_and_its_job_run_again(store):
     assert sum(line.startswith("max_freq=") for line in out.splitlines()) == 2
 
 
+@pytest.mark.slow  # ~95 s; test_ray kills a worker in make test
 def test_a_killed_sweep_takes_its_workers_along_and_resumes_cleanly(store):
     proc = store.start("pipeline.sweep", *SWEEP, "--study", "k9")
     workers = _training_workers(store, proc, "k9")

@@ -279,7 +279,8 @@ def test_the_simulation_fits_exactly_as_the_report_does():
                 assert math.isnan(p[r])
                 continue
             assert p[r] == pytest.approx(d.p, abs=1e-6)
-            assert sign[r] == np.sign(d.coef[1])
+            if abs(d.coef[1]) > 1e-9:  # an exactly flat fit has no side
+                assert sign[r] == np.sign(d.coef[1])
 
 
 def test_advice_is_monotone_in_the_effect_and_infinite_for_a_flat_trend():
