@@ -18,13 +18,19 @@ CAUSE_BACKEND ?= jax
 BUDGET_MAX_FREQS ?= 10,20,30,40,50,60
 BUDGET_SEEDS ?= 16
 BUDGET_STEPS ?= 6000
-# Why divergence peaks at max_freq 30 in the budget study: an epoch of its 290 series ends on a
-# batch of 2. batch_size 29, 32, 33, 36 end each epoch on a batch of 29 (full), 2, 26 and 2.
+# Does divergence peak at max_freq 30 in the budget study because an epoch of its 290 series
+# ends on a batch of 2? batch_size 29, 32, 33, 36 end each epoch on a batch of 29 (full), 2, 26
+# and 2 (the answer, not supported: docs/results.md, "Why is max_freq 30 the worst?").
 REMAINDER_BATCHES ?= 29,32,33,36
 # The setting of the original question (pipeline/config.py ORIGINAL; a test keeps them equal).
 ORIGINAL = -P time_steps=2000 -P max_freq=301 -P samples_per_freq=1 -P test_samples_per_freq=1
 ORIGINAL_BACKEND ?= jax
 EPOCHS ?= 200
+# The suite in TEST_WORKERS processes (pytest-xdist; 1: one process, no xdist). Most tests
+# wait on a child process or train on one core, so two share two cores well (the whole suite:
+# 12 min on 2 cores); the Ray tests and the team server's run in one worker each (xdist_group).
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 # The team tracking server (services/server.py): state in .server/, PostgreSQL on 127.0.0.1 only.
 SERVER_HOST ?= 127.0.0.1
 SERVER_PORT ?= 5000
@@ -80,7 +86,7 @@ budget: venv ## failure or delay? max_freq 10…60 × 16 seeds, 6,000 updates ea
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(BUDGET_MAX_FREQS) -P seeds=$(BUDGET_SEEDS) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=budget --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study budget
 
-remainder: venv ## the last partial batch as a factor: max_freq 30 × batch_size 29,32,33,36 × 16 seeds, 6,000 updates (about 75 min)
+remainder: venv ## the last partial batch as a factor: max_freq 30 × batch_size 29,32,33,36 × 16 seeds, 6,000 updates (about 60 min)
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=30 -P seeds=$(BUDGET_SEEDS) -P batch_size=$(REMAINDER_BATCHES) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=remainder --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study remainder
@@ -95,14 +101,14 @@ report: venv ## the report of study STUDY (default: default) in reports/STUDY/
 reap: venv ## mark RUNNING runs of study STUDY whose process died (no heartbeat 10 min) KILLED
 	$(BIN)/python -m pipeline.reap --study $(STUDY)
 
-test: venv postgres ## the test suite (slow tests excluded; see test-all)
-	$(BIN)/python -m pytest
+test: venv postgres ## the test suite (slow tests excluded; see test-all), TEST_WORKERS processes
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-slow: venv postgres ## only the tests marked slow (CI runs make test, then this)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m slow
 
 test-all: venv postgres ## the whole suite: make test and make test-slow in one run
-	$(BIN)/python -m pytest -m "slow or not slow"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "slow or not slow"
 
 lint: venv ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

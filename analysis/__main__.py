@@ -27,9 +27,11 @@ def analyze(
 ) -> Path:
     """Write the report and log it as an `analysis` run (in `experiment` if
     `log_to_experiment`, else in the active one); returns the report folder."""
-    from analysis import load, report, stats  # the statistics' libraries: after the checks
+    from analysis import load
 
     runs = load.load_runs(experiment or None, study.split(",") if study else None)
+    from analysis import report, stats  # the statistics' libraries: once there is data
+
     summary = stats.summarize(runs, ratio)
     results = report.analyse(report.judged_runs(runs, ratio))
     name = study.replace(",", "+") or experiment or "all-experiments"

@@ -28,6 +28,8 @@ TINY = [
 ]  # fmt: skip
 PAIRS = {f"max_freq={f} seed={s}" for f in (3, 4) for s in (0, 1)}
 SWEEP_TIMEOUT_S = 240
+# Under pytest-xdist (make test) every Ray test runs in one worker: one Ray at a time.
+pytestmark = pytest.mark.xdist_group("ray")
 linux_only = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="finds Ray's processes in /proc"
 )

@@ -22,6 +22,8 @@ from mlflow import MlflowClient
 from services.server import DB_USER, ServerError, postgres_bindir
 from tests.servers import team_server
 
+# One worker under pytest-xdist: the module's server is started once.
+pytestmark = pytest.mark.xdist_group("server")
 SECRETS = ("admin_password", "db_password", "flask_secret_key", "basic_auth.ini", "server.json")
 
 

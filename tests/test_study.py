@@ -156,7 +156,7 @@ def test_analysis_of_unknown_or_empty_selection_is_an_error(store, tmp_path):
     assert not (tmp_path / "reports").exists()
 
 
-@pytest.mark.slow  # make test covers it: a killed sweep (test_sweep_faults), SIGTERM on Ray
+@pytest.mark.slow  # a sweep stopped with SIGTERM mid-training; CI runs it (make test-slow)
 def test_interrupted_sweep_leaves_nothing_running(store):
     args = [
         "--max_freqs",

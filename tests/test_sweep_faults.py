@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import ROOT
 from mlflow.tracking import MlflowClient
-from procs import alive, spawned_workers, wait_until
+from procs import alive, kill_all, spawned_workers, wait_until
 
 from pipeline.executors.local import SWEEP_DIED
 from pipeline.tracking import HEARTBEAT_TAG
@@ -72,7 +72,15 @@ def test_a_killed_sweep_takes_its_workers_along_and_resumes_cleanly(store):
     proc = store.start("pipeline.sweep", *SWEEP, "--study", "k9")
     workers = _training_workers(store, proc, "k9")
     os.kill(proc.pid, signal.SIGKILL)
-    wait_until(lambda: not any(alive(p) for p in workers), 60, "the orphaned workers to exit")
+    try:
+        wait_until(lambda: not any(alive(p) for p in workers), 60, "the orphaned workers to exit")
+    except AssertionError:  # show where they are stuck: SIGUSR1 prints every thread's stack
+        stuck = [p for p in workers if alive(p)]
+        kill_all(stuck, signal.SIGUSR1)
+        time.sleep(3)
+        kill_all(stuck, signal.SIGKILL)
+        print(store.finish(proc, 30)[1][-12000:], file=sys.stderr)
+        raise
     store.finish(proc, 10)  # the workers held its pipes; they are gone now
 
     mains = _mains(store, "k9")

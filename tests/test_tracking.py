@@ -221,6 +221,58 @@ def test_an_interrupt_lost_in_a_finaliser_is_sent_again():
     assert float(proc.stdout.split()[2]) < 2.0
 
 
+SIGNALS = """
+import os, signal, sys, time
+from pipeline import tracking
+from pipeline.tracking import signals
+
+tracking.install_signal_handlers()
+step = sys.argv[1]
+try:
+    if step == "duplicate":
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGTERM)  # the kernel's and the watcher's, say
+            time.sleep(0.5)  # the close: a store write the duplicate must not cut
+            print("closed")
+            raise
+    elif step == "deferred":
+        with signals.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the write
+            print("write done")
+        time.sleep(10)
+    elif step == "stacks":
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.2)
+        print("carried on")
+        sys.exit(0)
+except KeyboardInterrupt:
+    print("interrupted")
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize(
+    "step, out, code",
+    [
+        ("duplicate", "closed\ninterrupted\n", 130),  # a second SIGTERM inside the close
+        ("deferred", "write done\ninterrupted\n", 130),  # SIGTERM inside a store write
+        ("stacks", "carried on\n", 0),  # SIGUSR1: every thread's stack, and carry on
+    ],
+)
+def test_sigterm_never_cuts_a_close_or_a_write_in_two(step, out, code):
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNALS, step],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (proc.stdout, proc.returncode) == (out, code), proc.stderr[-2000:]
+    if step == "stacks":
+        assert "Current thread" in proc.stderr and 'File "<string>"' in proc.stderr
+
+
 def test_native_start_up_noise_is_dropped_and_everything_else_passed_on(capfd):
     import os
 

@@ -41,9 +41,12 @@ def _follow_parent(parent_pid: int) -> None:
     tracking.install_signal_handlers(reason)
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0:
+            if os.getppid() != parent_pid:  # it died before prctl: the kernel will not tell
+                os.kill(os.getpid(), signal.SIGTERM)
+            return  # one signal, from the kernel: a second one would cut the first's close
 
-    def watch() -> None:  # elsewhere, or had the parent gone before prctl: poll
+    def watch() -> None:  # elsewhere, or prctl failed: poll
         while os.getppid() == parent_pid:
             time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGTERM)

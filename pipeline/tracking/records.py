@@ -15,6 +15,7 @@ from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import UserError
+from pipeline.tracking import signals
 from pipeline.tracking.faults import one_line
 from pipeline.tracking.store import is_shared_store
 
@@ -132,7 +133,8 @@ class SeriesLogger:
         failed write, so that error is the one reported."""
         if self.pending:
             try:
-                MlflowClient().log_batch(self.run_id, metrics=self.pending, synchronous=True)
+                with signals.deferred():
+                    MlflowClient().log_batch(self.run_id, metrics=self.pending, synchronous=True)
             except Exception:
                 if not quietly:
                     raise

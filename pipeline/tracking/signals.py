@@ -1,11 +1,14 @@
-"""Signals: SIGTERM ends open runs KILLED (as Ctrl-C does), and an interrupt that a finaliser
-swallowed is sent again."""
+"""Signals: SIGTERM ends open runs KILLED (as Ctrl-C does), an interrupt that a finaliser
+swallowed is sent again, and a second SIGTERM right behind the first is ignored."""
 
+import faulthandler
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -25,6 +28,12 @@ _interrupt_reason: list[str] = []
 
 _stopping = threading.Event()  # an interrupt reached code that is now closing down
 RESEND_LIMIT = 20
+# A SIGTERM within this many seconds of the interrupt the last one raised is a duplicate (a
+# worker whose sweep died hears it from the kernel and from its own watcher): raising it again
+# would land inside the first one's unwinding, in the middle of a store write, and could leave
+# the store's write lock held by a transaction nobody ends.
+DUPLICATE_WINDOW_S = 10.0
+_last_raised = [-float("inf")]  # time.monotonic() of the last interrupt raised by the handler
 
 
 def stopping() -> None:
@@ -43,12 +52,22 @@ def install_signal_handlers(reason: Callable[[], str | None] = lambda: None) -> 
     """
 
     def _terminate(signum: int, frame: Any) -> None:
-        if _stopping.is_set():
+        if _stopping.is_set() or time.monotonic() - _last_raised[0] < DUPLICATE_WINDOW_S:
+            return
+        if _deferring:
+            _deferred.append(signum)  # raised where the write is done: see `deferred`
             return
         why = reason()
+        _last_raised[0] = time.monotonic()
         raise Interrupted(why) if why else KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _terminate)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a process that
+    # does not stop is stuck (the process carries on).
+    try:  # on the process's real stderr (fd 2), wherever sys.stderr points now
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+    except (AttributeError, ValueError, OSError, RuntimeError):  # no SIGUSR1, no stderr
+        pass
     if not isinstance(sys.unraisablehook, _ResendLost):
         sys.unraisablehook = _ResendLost(sys.unraisablehook)
 
@@ -64,10 +83,33 @@ class _ResendLost:
         lost = isinstance(info.exc_value, KeyboardInterrupt) and not _stopping.is_set()
         if lost and self.resent < RESEND_LIMIT:
             self.resent += 1
+            _last_raised[0] = -float("inf")  # the one raised was lost: the resend must count
             # From a timer: the finaliser we are in would swallow it again.
             timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
             timer.daemon = True
             timer.start()
+
+
+_deferring: list[bool] = []  # open `deferred` sections (main thread only)
+_deferred: list[int] = []  # signals that arrived inside one
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A store write during training (a live series' flush) that SIGTERM must not cut in two:
+    an interrupt raised inside the database driver can leave a transaction open and the
+    store's write lock held. A SIGTERM that arrives inside is sent again as the section ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.pop()
+        if not _deferring and _deferred:
+            _deferred.clear()
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def is_stopping() -> bool:
@@ -78,6 +120,8 @@ def reset() -> None:
     """For tests that interrupt in process: later SIGTERMs count again."""
     _stopping.clear()
     _interrupt_reason.clear()
+    _last_raised[0] = -float("inf")
+    _deferred.clear()
 
 
 def interrupt_reason() -> str | None:
