@@ -83,9 +83,14 @@ def test_a_killed_sweep_takes_its_workers_along_and_resumes_cleanly(store):
         raise
     store.finish(proc, 10)  # the workers held its pipes; they are gone now
 
+    # A worker that started well before the other (its TensorFlow imported sooner) may have
+    # finished its pair before the kill; the other was still training.
     mains = _mains(store, "k9")
-    assert set(mains) == {"KILLED"} and len(mains["KILLED"]) == 2
-    assert {r.data.tags["error"] for r in mains["KILLED"]} == {SWEEP_DIED}
+    killed = mains.get("KILLED", [])
+    assert (
+        set(mains) <= {"KILLED", "FINISHED"} and len(killed) + len(mains.get("FINISHED", [])) == 2
+    )
+    assert killed and {r.data.tags["error"] for r in killed} == {SWEEP_DIED}
     (orphan,) = store.runs(step="sweep")
     assert orphan.info.status == "RUNNING"  # nobody left to close it: the stale-run rule will
     assert orphan.data.tags[HEARTBEAT_TAG].isdigit()
@@ -99,7 +104,8 @@ def test_a_killed_sweep_takes_its_workers_along_and_resumes_cleanly(store):
         cwd=ROOT, env=store.env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "2 to run" in again.stdout and "1 stale RUNNING runs marked KILLED" in again.stdout
+    assert f"{len(killed)} to run" in again.stdout
+    assert "1 stale RUNNING runs marked KILLED" in again.stdout
     mains = _mains(store, "k9")
     assert sorted(r.info.run_name for r in mains["FINISHED"]) == [
         "max_freq=3 seed=0",
