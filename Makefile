@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 MAX_FREQ ?= 20
 UI_PORT ?= 5000
-# The default study: 5 max_freqs × 5 seeds × 200 epochs on jax (`make backends` found it
-# equivalent to TensorFlow and faster: README, "Running a study"), 7 minutes on 2 cores.
+# The default study: 5 max_freqs × 5 seeds × 200 epochs on jax (faster than TensorFlow on a
+# CPU: benchmarks/README.md; whether the two are equivalent waits for a `make backends`
+# record: docs/results.md), about 5 minutes on 2 cores.
 STUDY ?= default
 MAX_FREQS ?= 5,10,20,30,40
 SEEDS ?= 5
@@ -66,7 +67,7 @@ run: venv ## one experiment, mlflow run . -P max_freq=20 (MAX_FREQ=… to change
 	@echo "Results: the run above, in tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}"
 	@echo "Browse and compare runs: make ui    A study of many runs and its report: make study"
 
-study: venv ## the default study (5 max_freqs × 5 seeds on jax, ~7 min), then its report
+study: venv ## the default study (5 max_freqs × 5 seeds on jax, ~5 min), then its report
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P backend=$(STUDY_BACKEND) -P study=$(STUDY) --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study $(STUDY)
