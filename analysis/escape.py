@@ -181,7 +181,7 @@ class EscapeTrend:
     p: float = math.nan  # two-sided Wald p-value for no effect
     ph_r: float = math.nan  # Schoenfeld residuals vs rank of event time: correlation, p-value
     ph_p: float = math.nan
-    reason: str = ""  # why no fit: 'one max_freq', 'no escapes', 'no convergence'
+    reason: str = ""  # why no fit: 'one max_freq', 'no escapes', 'no convergence', 'separated'
 
     @property
     def verdict(self) -> str:
@@ -208,6 +208,14 @@ def escape_trend(rec: pd.DataFrame) -> EscapeTrend:
     beta, se = float(result.params[0]), float(result.bse[0])
     if not (math.isfinite(beta) and math.isfinite(se)) or se == 0:
         return EscapeTrend(**base, reason="no convergence")
+    if (
+        abs(beta) > 1
+        and model.loglike(np.array([2 * beta])) >= model.loglike(result.params) - 1e-9
+    ):
+        # The partial likelihood still rises past the "estimate": every escape at one end of
+        # max_freq comes before any run at the other end leaves the plateau (or none does).
+        # It has no maximum, so there is no finite rate ratio and no Wald interval.
+        return EscapeTrend(**base, reason="separated")
     residuals = np.asarray(result.schoenfeld_residuals)[:, 0]
     on = np.isfinite(residuals) & (rec["event"].to_numpy() == 1)
     ph_r = ph_p = math.nan

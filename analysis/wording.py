@@ -652,6 +652,8 @@ def escape_trend_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
             "one max_freq": "a single max_freq: no trend to fit",
             "no escapes": "no run left the plateau: no rate to compare",
             "no convergence": "the Cox fit did not converge",
+            "separated": "the escape times are separated by max_freq (the Cox likelihood has "
+            "no maximum, so no finite rate ratio; the curves show the difference)",
         }.get(t.reason, t.reason)
         return f"**Time to escape vs max_freq**: {why} ({t.events} of {t.runs} runs escaped)."
     tests = family.text(key)

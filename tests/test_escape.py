@@ -124,6 +124,19 @@ def test_the_cox_model_is_statsmodels_phreg_per_ten_max_freq():
     assert e.trend.hr10 < 1  # escapes come later at max_freq 30
 
 
+def test_escape_times_separated_by_max_freq_give_no_rate_ratio_and_say_why():
+    # Every run at max_freq 10 escapes before any at 50 does: the Cox likelihood keeps rising.
+    runs = _runs({10: [5, 10, 15, 20, 25], 50: [60, 70, 80, np.nan, np.nan]})
+    (e,) = escape.fit(runs)
+    assert (e.trend.verdict, e.trend.reason) == ("no fit", "separated")
+    assert math.isnan(e.trend.hr10_high) and e.trend.events == 8
+    text = wording.escape_trend_sentence(e, wording.Family(), ())
+    assert "separated by max_freq" in text and "8 of 10 runs escaped" in text
+    overlapping = _runs({10: [5, 10, 65, 20, 25], 50: [60, 15, 80, np.nan, np.nan]})
+    (e,) = escape.fit(overlapping)
+    assert e.trend.verdict != "no fit" and e.trend.hr10 < 1
+
+
 def test_divergence_at_the_common_budget_reads_the_curves_at_that_budget():
     # max_freq 10 runs 200 updates, 30 runs 600 (same epochs, more updates per epoch): at the
     # common budget of 200 updates, a run of max_freq 30 that escaped at 300 is on the plateau.
