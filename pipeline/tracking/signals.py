@@ -28,8 +28,8 @@ _interrupt_reason: list[str] = []
 
 _stopping = threading.Event()  # an interrupt reached code that is now closing down
 RESEND_LIMIT = 20
-# A SIGTERM within this many seconds of the interrupt the last one raised is a duplicate (a
-# worker whose sweep died hears it from the kernel and from its own watcher): raising it again
+# A SIGTERM within this many seconds of the interrupt the last one raised is a duplicate (two
+# senders of one stop: the kernel and a watcher, a supervisor and a user): raising it again
 # would land inside the first one's unwinding, in the middle of a store write, and could leave
 # the store's write lock held by a transaction nobody ends.
 DUPLICATE_WINDOW_S = 10.0
