@@ -23,6 +23,13 @@ BUDGET_STEPS ?= 6000
 # ends on a batch of 2? batch_size 29, 32, 33, 36 end each epoch on a batch of 29 (full), 2, 26
 # and 2 (the answer, not supported: docs/results.md, "Why is max_freq 30 the worst?").
 REMAINDER_BATCHES ?= 29,32,33,36
+# Failure or delay, by experiment: max_freq 20–50 at 24,000 updates (4× the budget study's),
+# checked every 150 updates (so 6,000 is a check), stopping each run once it is confirmed off
+# the plateau: only the runs still on it pay for the longer budget.
+EXTEND_MAX_FREQS ?= 20,30,40,50
+EXTEND_SEEDS ?= 24
+EXTEND_STEPS ?= 24000
+CHECK_EVERY ?= 150
 # The setting of the original question (pipeline/config.py ORIGINAL; a test keeps them equal).
 ORIGINAL = -P time_steps=2000 -P max_freq=301 -P samples_per_freq=1 -P test_samples_per_freq=1
 ORIGINAL_BACKEND ?= jax
@@ -45,7 +52,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run study report reap test test-slow test-all lint format bench ui clean
-.PHONY: backends causes budget remainder original
+.PHONY: backends causes budget remainder extend original
 .PHONY: server server-stop server-status postgres
 
 help: ## list the targets
@@ -91,6 +98,11 @@ remainder: venv ## the last partial batch as a factor: max_freq 30 × batch_size
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=30 -P seeds=$(BUDGET_SEEDS) -P batch_size=$(REMAINDER_BATCHES) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=remainder --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study remainder
+
+extend: venv ## failure or delay: max_freq 20–50 × 24 seeds to 24,000 updates, stopping once off the plateau (about 3 h)
+	@$(BIN)/python -m pipeline.tracking
+	$(BIN)/mlflow run . -e sweep -P max_freqs=$(EXTEND_MAX_FREQS) -P seeds=$(EXTEND_SEEDS) -P train_steps=$(EXTEND_STEPS) -P check_every=$(CHECK_EVERY) -P stop_on_escape=true -P backend=$(STUDY_BACKEND) -P study=extend --env-manager local $(EXPERIMENT_ARG)
+	$(BIN)/python -m analysis --study extend
 
 original: venv ## the original failing setting: one 2,000-point series per frequency 1…300 (EPOCHS=…)
 	@$(BIN)/python -m pipeline.tracking

@@ -25,6 +25,7 @@ TAGS = (
     "eval_run_id",
     "run_key",
     "code_version",
+    "stopped_on_escape",
 )
 
 
@@ -84,6 +85,9 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
             continue
         if kind is str:
             out[name] = column.astype("string")
+        elif kind is bool:  # logged as 'True'/'False'; runs from before the knob: missing
+            flags = column.astype("string").str.lower().map({"true": True, "false": False})
+            out[name] = flags.astype("boolean")
         else:
             numbers = pd.to_numeric(column, errors="coerce").astype(float)
             if kind is int:  # a refused run may carry any text ('inf', '1e309', '9' * 30)

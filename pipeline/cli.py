@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import tracking
-from pipeline.config import UserError
+from pipeline.config import UserError, as_text
 
 
 def build_parser(
@@ -38,7 +38,7 @@ def build_parser(
             if f.name not in seen:
                 seen.add(f.name)
                 help_text = f"{f.metadata['help']}; {f.metadata['allowed']}"
-                parser.add_argument(f"--{f.name}", default=str(f.default), help=help_text)
+                parser.add_argument(f"--{f.name}", default=as_text(f.default), help=help_text)
     for name, help_text in extra:
         parser.add_argument(f"--{name}", default="", help=help_text)
     return parser

@@ -84,9 +84,22 @@ class _Validated:
         return dataclasses.asdict(self)
 
 
+BOOLEANS = {"true": True, "false": False}
+
+
+def as_text(value: Any) -> str:
+    """A default as the CLI and MLproject write it: `false`, not Python's `False`."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _parse(f: dataclasses.Field, text: Any) -> Any:
     if not isinstance(text, str):
         return text
+    if f.type is bool:
+        flag = BOOLEANS.get(text.strip().lower())
+        if flag is None:
+            raise ConfigError(f.name, text, f.metadata["allowed"])
+        return flag
     try:
         if f.type is int:
             return int(text.strip())
@@ -164,6 +177,27 @@ class TrainConfig(_Validated):
     )
     seed: int = _knob(
         0, "seed for phases and weights", _between(0, SEED_MAX), _integers(0, SEED_MAX)
+    )
+    check_every: int = _knob(
+        0,
+        "optimizer updates between two plateau checks (mae_ratio_train on the training set); "
+        "0 = 40 checks evenly spaced over the budget",
+        _between(0),
+        _integers(0) + " (0 = 40 evenly spaced checks)",
+    )
+    stop_on_escape: bool = _knob(
+        False,
+        "end training once the run is off the plateau at two checks in a row (its outcome is "
+        "decided: it did not diverge); its mae_* are then at that update, not the budget's",
+        lambda v: True,
+        "true or false",
+    )
+    divergence_ratio: float = _knob(
+        0.5,
+        "the plateau: mae_train / baseline_mae_train ≥ this (shared with evaluate's "
+        "divergence verdict)",
+        _positive_finite,
+        "a number > 0",
     )
 
 

@@ -2,9 +2,10 @@
 
 Reads: a PipelineConfig (every parameter of the three stages). Writes: one parent `main` run
 carrying all parameters, the loss curve, the headline metrics (the same names evaluate logs,
-plus `fit_seconds`, `optimizer_steps` and `steps_per_epoch`; `mae_ratio_train` as its history
-over optimizer updates, whose last point is the run's figure) and the tags `diverged_reason`
-and `failure_mode`, with the steps as child runs. A FINISHED generate_data run with
+plus `fit_seconds`, `optimizer_steps`, `steps_per_epoch` and, for a run the stopping rule
+ended, `stop_step`; `mae_ratio_train` as its history over optimizer updates, whose last point
+is the run's figure) and the tags `diverged_reason`, `failure_mode` and `stopped_on_escape`,
+with the steps as child runs. A FINISHED generate_data run with
 identical data parameters (tag `data_key`) in the same experiment is reused, not regenerated.
 The steps run in this one process, so TensorFlow is imported once, not three times.
 
@@ -76,6 +77,7 @@ def run_pipeline(
             "fit_seconds": trained.fit_seconds,
             "optimizer_steps": trained.steps,
             "steps_per_epoch": trained.steps_per_epoch,
+            **({"stop_step": trained.steps} if trained.stopped_on_escape else {}),
         }
         tracking.log_series("loss", trained.loss)
         # mae_ratio_train as its history over updates: the last point is the headline figure.
@@ -87,6 +89,7 @@ def run_pipeline(
                 "train_run_id": train_run_id,
                 "eval_run_id": eval_run_id,
                 "diverged_reason": result.diverged_reason,
+                "stopped_on_escape": str(trained.stopped_on_escape).lower(),
                 **({"failure_mode": result.failure_mode} if result.failure_mode else {}),
             }
         )
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         cli.activate_backend(cfg.train.backend)
         run_id, m = run_pipeline(cfg)
         verdict = "diverged" if m["diverged"] else "trained"
+        if "stop_step" in m:
+            verdict += f" (stopped at update {m['stop_step']:.0f}: off the plateau)"
         print(
             f"main run {run_id}: max_freq={cfg.data.max_freq} seed={cfg.data.seed} {verdict}; "
             f"mae_train={m['mae_train']:.3f} mae_test={m['mae_test']:.3f} "

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 CHECKPOINTS = 40  # checks between update 0 and the last update (exclusive of both)
+CONFIRM = 2  # checks in a row off the plateau that decide a run escaped (stop_on_escape)
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -41,11 +42,14 @@ def budget(epochs: int, train_steps: int, n_train: int, batch_size: int) -> tupl
     return math.ceil(train_steps / per_epoch), train_steps
 
 
-def checkpoints(total: int, points: int | None = None) -> list[int]:
-    """Updates strictly between 0 and `total` at which training is checked: `points`
-    (default CHECKPOINTS) evenly spaced ones, or every update when there are fewer."""
-    points = CHECKPOINTS if points is None else points
-    every = max(1, math.ceil(total / (points + 1)))
+def checkpoints(total: int, points: int | None = None, every: int = 0) -> list[int]:
+    """Updates strictly between 0 and `total` at which training is checked: every `every`
+    updates when it is > 0, else `points` (default CHECKPOINTS) evenly spaced ones, or every
+    update when there are fewer. A fixed `every` puts the checks of runs with different
+    budgets on one grid (a run of 24,000 updates is checked where one of 6,000 is)."""
+    if every <= 0:
+        points = CHECKPOINTS if points is None else points
+        every = max(1, math.ceil(total / (points + 1)))
     return list(range(every, total, every))
 
 
@@ -68,6 +72,24 @@ def mae(true: np.ndarray, pred: np.ndarray) -> float:
 def on_plateau(ratio: float, threshold: float) -> bool:
     """The one rule: mae_ratio at or above the threshold, or not finite."""
     return not math.isfinite(ratio) or ratio >= threshold
+
+
+def confirmed_escape(ratios: Sequence[float], threshold: float, confirm: int = CONFIRM) -> bool:
+    """The stopping rule: the last `confirm` checks (of a run's checks so far, in order) are
+    all off the plateau."""
+    recent = list(ratios)[-confirm:]
+    return len(recent) == confirm and not any(on_plateau(float(r), threshold) for r in recent)
+
+
+def first_confirmed(
+    ratios: Sequence[float], threshold: float, confirm: int = CONFIRM
+) -> int | None:
+    """Where the stopping rule would end training on this history: the index of the first
+    check at which `confirmed_escape` holds, or None."""
+    for i in range(len(ratios)):
+        if i + 1 >= confirm and confirmed_escape(ratios[: i + 1], threshold, confirm):
+            return i
+    return None
 
 
 def escape_step(steps: Sequence[int], ratios: Sequence[float], threshold: float) -> int | None:

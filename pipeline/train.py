@@ -5,10 +5,13 @@ TrainConfig. With target_scale=max_freq the network fits f / max_freq (so `loss`
 units) and the logged model multiplies its output back: predictions are always frequencies.
 Writes (as a `train` run): metric `loss` per epoch (step = epoch index from 0),
 `mae_ratio_train` during training (step = optimizer updates made; pipeline/progress.py),
-`fit_seconds`, `epochs_completed`, `optimizer_steps`, `steps_per_epoch`; tag `nonfinite_loss`;
+`fit_seconds`, `epochs_completed`, `optimizer_steps`, `steps_per_epoch`, and `stop_step` when
+`stop_on_escape` ended training early; tags `nonfinite_loss`, `stopped_on_escape`;
 the model under `model` (MLflow Keras flavour, with signature and input example);
 `plots/learning_curve.png`. The budget is `epochs` epochs, or exactly `train_steps` updates.
 A non-finite loss stops training early; the run still finishes and evaluate calls it diverged.
+With `stop_on_escape`, training also ends at the check that confirms the run is off the
+plateau (pipeline/progress.py): its outcome is decided, and the rest of the budget is saved.
 
     mlflow run . -e train -P data=<generate_data run id> -P epochs=200 --env-manager local
 """
@@ -40,23 +43,27 @@ class TrainResult:
     steps_per_epoch: int = 0
     train_prediction: np.ndarray | None = None  # on the training set, in frequency units
     progress: list[tuple[int, float]] = field(default_factory=list)  # (update, mae_ratio_train)
+    stopped_on_escape: bool = False  # the stopping rule ended training before the budget
 
     @property
     def loss_finite(self) -> bool:
         return bool(np.all(np.isfinite(self.loss)))
 
 
-def _budget_callback(total: int, checks: set[int], check: Callable[[Any, int], None]):
-    """Counts updates; checks the model at the updates in `checks`; stops after `total`."""
+def _budget_callback(total: int, checks: set[int], check: Callable[[Any, int], bool]):
+    """Counts updates; checks the model at the updates in `checks` (a check that returns True
+    ends training: the stopping rule); stops after `total`."""
     import keras
 
     class Budget(keras.callbacks.Callback):
         steps = 0
+        stopped = False  # by a check, before the budget
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self.steps += 1
-            if self.steps in checks:
-                check(self.model, self.steps)  # `.model` syncs jax's state into the model
+            if self.steps in checks and check(self.model, self.steps):  # `.model` syncs jax
+                self.stopped = self.steps < total
+                self._model.stop_training = True
             if self.steps >= total:
                 self._model.stop_training = True  # no sync needed to set a flag
 
@@ -72,8 +79,10 @@ def train(
     """Fit a fresh model for the configured budget (`epochs`, or exactly `train_steps`
     updates), checking mae_ratio_train at update 0, at progress.checkpoints and after the last
     update (pipeline/progress.py); `on_progress(update, ratio)` sees each check as it happens.
-    Seeded, so the same config and data give the same weights on CPU; the checks do not change
-    them (inference mode draws no random numbers)."""
+    With `stop_on_escape`, training ends at the check that confirms an escape. Seeded, so the
+    same config and data give the same weights on CPU; the checks do not change them
+    (inference mode draws no random numbers), and neither does the budget: a longer budget
+    repeats a shorter one's updates first."""
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
@@ -93,11 +102,15 @@ def train(
         if on_progress is not None:
             on_progress(step, ratio)
 
-    def check(net: Any, step: int) -> None:
+    def check(net: Any, step: int) -> bool:
+        """Record a check; True when the stopping rule ends training here."""
         record(step, predict(net, data.x) * np.float32(scale))
+        ratios = [ratio for _, ratio in points]
+        return cfg.stop_on_escape and progress.confirmed_escape(ratios, cfg.divergence_ratio)
 
     check(model, 0)
-    budget = _budget_callback(total, set(progress.checkpoints(total)), check)
+    checks = set(progress.checkpoints(total, every=cfg.check_every))
+    budget = _budget_callback(total, checks, check)
     callbacks = [keras.callbacks.TerminateOnNaN(), budget]
     if on_epoch is not None:
         callbacks.append(
@@ -117,9 +130,13 @@ def train(
     seconds = time.perf_counter() - start
     if scale != 1.0:
         model = with_output_scale(model, scale)
-    # The last point is the run's own figure: the same prediction evaluate scores.
+    # The last point is the run's own figure: the same prediction evaluate scores. A run the
+    # rule stopped was checked at this very update: that point is replaced, not repeated.
     prediction = predict(model, data.x)
-    record(budget.steps, prediction)
+    if points[-1][0] == budget.steps and budget.steps > 0:
+        points[-1] = (budget.steps, progress.mae(data.freq, prediction) / baseline)
+    else:
+        record(budget.steps, prediction)
     return TrainResult(
         model,
         [float(v) for v in history.history["loss"]],
@@ -128,6 +145,7 @@ def train(
         progress.steps_per_epoch(len(data), cfg.batch_size),
         prediction,
         points,
+        budget.stopped,
     )
 
 
@@ -219,13 +237,19 @@ def run_step(
             raise
         loss_log.flush()
         ratio_log.flush()
-        tracking.set_tags({"nonfinite_loss": str(not result.loss_finite).lower()})
+        tracking.set_tags(
+            {
+                "nonfinite_loss": str(not result.loss_finite).lower(),
+                "stopped_on_escape": str(result.stopped_on_escape).lower(),
+            }
+        )
         tracking.log_metrics(
             {
                 "fit_seconds": result.fit_seconds,
                 "epochs_completed": len(result.loss),
                 "optimizer_steps": result.steps,
                 "steps_per_epoch": result.steps_per_epoch,
+                **({"stop_step": result.steps} if result.stopped_on_escape else {}),
             }
         )
         with tracking.staged_artifacts() as folder:

@@ -19,6 +19,7 @@ from pipeline.config import (
     SweepConfig,
     TrainConfig,
     UserError,
+    as_text,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def _mlproject():
 )
 def test_mlproject_defaults_and_types_equal_the_code(entry, configs):
     declared = _mlproject()[entry]["parameters"]
-    mlflow_type = {int: "int", float: "float", str: "string"}
+    mlflow_type = {int: "int", float: "float", str: "string", bool: "string"}
     fields = {f.name: f for c in configs for f in dataclasses.fields(c)}
     if entry == "sweep":  # the sweep sets these per run
         del fields["max_freq"], fields["seed"]
@@ -116,10 +117,11 @@ def test_mlproject_defaults_and_types_equal_the_code(entry, configs):
     assert set(config_params) == set(fields)
     for name, spec in config_params.items():
         if entry == "sweep" and name in PASSED_THROUGH:  # a value or a grid axis: a string
-            assert spec["type"] == "string" and spec["default"] == str(fields[name].default)
+            assert spec["type"] == "string" and spec["default"] == as_text(fields[name].default)
             continue
         assert spec["type"] == mlflow_type[fields[name].type], name
-        assert spec["default"] == fields[name].default, name
+        default = fields[name].default
+        assert spec["default"] == (as_text(default) if isinstance(default, bool) else default)
     # Every parameter reaches the command, as a flag of the same name.
     command = _mlproject()[entry]["command"]
     assert set(re.findall(r"--(\w+) \{(\w+)\}", command)) == {(k, k) for k in declared}

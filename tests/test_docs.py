@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from pipeline.config import DataConfig, EvalConfig, TrainConfig
+from pipeline.config import DataConfig, EvalConfig, TrainConfig, as_text
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RECORDS = sorted(p.parent for p in (ROOT / "docs" / "results").glob("*/manifest.json"))
@@ -82,7 +82,7 @@ def test_the_parameter_table_matches_the_configs():
     }
     assert set(rows) == set(fields) | {"data", "train_run_id"}
     for name, f in fields.items():
-        assert rows[name][1] == str(f.default), name
+        assert rows[name][1] == as_text(f.default), name
 
 
 def _documented_names() -> set[str]:

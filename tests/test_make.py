@@ -91,7 +91,21 @@ def test_the_remainder_study_varies_the_last_batch_at_max_freq_30():
     assert all(j.axes == ("batch_size",) for j in jobs)
 
 
-@pytest.mark.parametrize("target", ["study", "backends", "causes", "budget", "remainder"])
+def test_the_extended_budget_study_stops_runs_once_off_the_plateau():
+    study, jobs = planned("extend")
+    assert study == "extend"
+    cells = collections.Counter(j.params["max_freq"] for j in jobs)
+    assert cells == {m: 24 for m in (20, 30, 40, 50)}
+    assert {j.params["train_steps"] for j in jobs} == {24000}
+    assert {j.params["stop_on_escape"] for j in jobs} == {True}
+    # every run is checked at 6,000 updates, the budget study's end
+    assert {j.params["check_every"] for j in jobs} == {150} and 6000 % 150 == 0
+    assert {j.params["backend"] for j in jobs} == {"jax"}
+
+
+@pytest.mark.parametrize(
+    "target", ["study", "backends", "causes", "budget", "remainder", "extend"]
+)
 def test_a_study_target_names_its_study(target):
     study, _ = planned(target)
     assert study == {"study": "default"}.get(target, target)

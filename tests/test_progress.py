@@ -186,3 +186,99 @@ def test_prediction_spread_is_one_for_perfect_and_scales_with_the_slope():
     assert evaluate.prediction_spread(freq, 2 + 0.25 * freq) == pytest.approx(0.25)
     assert evaluate.prediction_spread(freq, np.full_like(freq, 7.0)) == 0
     assert math.isnan(evaluate.prediction_spread(freq, np.full_like(freq, np.nan)))
+
+
+# --- stopping once the outcome is decided ----------------------------------------------------
+
+
+def test_the_stopping_rule_needs_two_checks_in_a_row_off_the_plateau():
+    assert not progress.confirmed_escape([2.0, 0.3], 0.5, confirm=3)
+    assert progress.confirmed_escape([2.0, 0.3, 0.4], 0.5)
+    assert not progress.confirmed_escape([2.0, 0.3, 0.8], 0.5)  # back on it
+    assert not progress.confirmed_escape([0.3, math.nan], 0.5)  # not finite: on it
+    assert not progress.confirmed_escape([0.3], 0.5)
+    assert progress.first_confirmed([2.0, 0.3, 0.8, 0.3, 0.2, 0.9], 0.5) == 4
+    assert progress.first_confirmed([2.0, 0.3, 0.8, 0.3], 0.5) is None
+    assert progress.first_confirmed([0.1, 0.1], 0.5) == 1
+
+
+def test_checks_on_a_fixed_grid_are_the_same_for_every_budget():
+    assert progress.checkpoints(6000, every=150)[:3] == [150, 300, 450]
+    assert progress.checkpoints(6000, every=150)[-1] == 5850
+    assert progress.checkpoints(24000, every=150)[:39] == progress.checkpoints(6000, every=150)
+    assert 6000 in progress.checkpoints(24000, every=150)
+
+
+def _scripted_cfg(stop: bool) -> PipelineConfig:
+    return PipelineConfig.from_strings(
+        {"max_freq": "4", "samples_per_freq": "3", "test_samples_per_freq": "2",
+         "batch_size": "3", "train_steps": "30", "lstm_units": "4", "dense_units": "3",
+         "check_every": "3", "stop_on_escape": str(stop).lower()}
+    )  # fmt: skip
+
+
+def test_a_run_that_leaves_and_reenters_the_plateau_is_not_stopped_at_its_first_exit(
+    store, monkeypatch
+):
+    """mae_ratio_train is 2 until update 6, 0.3 from 6, 0.8 again from 9 (back on the
+    plateau) and 0.3 from 12: checks every 3 updates see on, off, on, off, off, so the rule
+    stops at update 15, not at 6, and the escape is the first of the two checks, 12."""
+    from pipeline.main import run_pipeline
+
+    cfg = _scripted_cfg(stop=True)
+    script = _Scripted(generate(cfg.data)["train"], {0: 2.0, 6: 0.3, 9: 0.8, 12: 0.3})
+    monkeypatch.setattr(training, "predict", script)
+    run_id, metrics = run_pipeline(cfg)
+    client = MlflowClient()
+    main = client.get_run(run_id)
+    train_run = client.get_run(main.data.tags["train_run_id"])
+    for run in (main, train_run):
+        assert run.data.metrics["optimizer_steps"] == 15
+        assert run.data.metrics["stop_step"] == 15
+        assert run.data.tags["stopped_on_escape"] == "true"
+        history = client.get_metric_history(run.info.run_id, "mae_ratio_train")
+        points = sorted((m.step, m.value) for m in history)
+        assert [s for s, _ in points] == [0, 3, 6, 9, 12, 15]  # no point repeated at the stop
+    assert int(train_run.data.metrics["epochs_completed"]) == 5  # 3 updates an epoch
+    assert main.data.metrics["escape_step"] == 12 and metrics["diverged"] == 0
+    assert metrics["stop_step"] == 15
+
+
+def test_without_the_rule_the_same_run_trains_its_whole_budget(store, monkeypatch):
+    from pipeline.main import run_pipeline
+
+    cfg = _scripted_cfg(stop=False)
+    script = _Scripted(generate(cfg.data)["train"], {0: 2.0, 6: 0.3, 9: 0.8, 12: 0.3})
+    monkeypatch.setattr(training, "predict", script)
+    run_id, metrics = run_pipeline(cfg)
+    main = MlflowClient().get_run(run_id)
+    assert main.data.metrics["optimizer_steps"] == 30 and "stop_step" not in main.data.metrics
+    assert main.data.tags["stopped_on_escape"] == "false"
+    assert main.data.metrics["escape_step"] == 12 and metrics["diverged"] == 0
+
+
+def test_a_run_on_the_plateau_to_the_end_is_never_stopped():
+    data = _data(4, 3)
+    cfg = TrainConfig(
+        train_steps=9, batch_size=3, lstm_units=4, dense_units=3, check_every=2,
+        stop_on_escape=True,
+    )  # fmt: skip
+    result = training.train(cfg, data)
+    assert result.steps == 9 and not result.stopped_on_escape
+    assert [s for s, _ in result.progress] == [0, 2, 4, 6, 8, 9]
+
+
+def test_a_longer_budget_repeats_the_shorter_ones_updates_first():
+    """Same seed and check grid: the first 12 updates of a 24-update run are the 12-update
+    run (its losses per epoch and every check), so extending a budget extends the run."""
+    data = _data(4, 3)  # 9 series, batches of 3: 3 updates an epoch
+    configs = [
+        TrainConfig(train_steps=n, batch_size=3, lstm_units=4, dense_units=3, seed=5,
+                    check_every=3)
+        for n in (12, 24)
+    ]  # fmt: skip
+    short, long = (training.train(cfg, data) for cfg in configs)
+    assert long.loss[:4] == short.loss
+    checks = dict(long.progress)
+    for step, ratio in short.progress:
+        assert checks[step] == pytest.approx(ratio, rel=1e-6), step
