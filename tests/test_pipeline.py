@@ -52,7 +52,7 @@ def test_main_logs_one_parent_with_three_children_and_reuses_data(store):
     assert params["backend"] == "tensorflow" and params["divergence_ratio"] == "0.5"
     assert params["target_scale"] == "none"
     assert params["train_steps"] == "0" and params["check_every"] == "0"
-    assert params["stop_on_escape"] == "False"  # as MLflow writes a bool; analysis/load reads it
+    assert params["stop_on_escape"] == "false"  # as the CLI and MLproject write it
     assert len(params) == 17
     assert HEADLINE <= set(parent.data.metrics)
     reason = parent.data.tags["diverged_reason"]

@@ -76,7 +76,7 @@ def step_run(
     try:
         records.mark_experiment(run.info.experiment_id)
         if nested or parent_run_id:
-            mlflow.log_params(params)  # a new run: nothing logged yet
+            records.log_params(params, new_run=True)
         else:
             # Possibly the run `mlflow run` created: resuming it ignores start_run's tags and
             # keeps its random name.

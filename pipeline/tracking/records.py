@@ -14,7 +14,7 @@ import mlflow
 from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import UserError
+from pipeline.config import UserError, as_text
 from pipeline.tracking import signals
 from pipeline.tracking.faults import one_line
 from pipeline.tracking.store import is_shared_store
@@ -88,10 +88,11 @@ def active_experiment_id() -> str:
     return mlflow.active_run().info.experiment_id
 
 
-def log_params(params: Mapping[str, Any]) -> None:
-    """Log params not yet on the active run (`mlflow run` logs the entry point's own)."""
-    existing = MlflowClient().get_run(active_run_id()).data.params
-    missing = {k: v for k, v in params.items() if k not in existing}
+def log_params(params: Mapping[str, Any], new_run: bool = False) -> None:
+    """Log params not yet on the active run (`mlflow run` logs the entry point's own; a
+    `new_run` has none), written as the CLI writes them (`false`, not `False`)."""
+    existing = {} if new_run else MlflowClient().get_run(active_run_id()).data.params
+    missing = {k: as_text(v) for k, v in params.items() if k not in existing}
     if missing:
         mlflow.log_params(missing)
 
