@@ -33,7 +33,9 @@ def analyze(
     from analysis import report, stats  # the statistics' libraries: once there is data
 
     summary = stats.summarize(runs, ratio)
-    results = report.analyse(report.judged_runs(runs, ratio))
+    results = report.analyse(
+        report.judged_runs(runs, ratio), histories=report.plateau_histories(runs)
+    )
     name = study.replace(",", "+") or experiment or "all-experiments"
     out = out_root / name
     title = f"Sine-frequency LSTM: error and divergence vs max_freq ({name})"

@@ -284,36 +284,60 @@ def error_by_frequency(errors: pd.DataFrame, setting: str, path: Path):
 
 
 def escape_survival(escapes: list, setting: str, path: Path):
-    """Kaplan–Meier curves of "still on the plateau" (escape.fit) against optimizer updates
-    and against epochs, one colour per max_freq and one line style per setting, with
-    pointwise 95% bands; the common budget marked."""
+    """The fraction still on the plateau at each check (escape.fit). Top: every max_freq
+    against optimizer updates and against epochs, one colour per max_freq and one line style
+    per setting, for comparison. Below: one small panel per setting and max_freq with its
+    pointwise 95% Clopper–Pearson band, from update 0 to its budget and no further (with
+    every band in one panel they hide each other)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
     keys = [(label(e.setting), m) for e in escapes for m in e.curves]
     color_of, style_of = _by_setting_and_freq(keys)
+    rows = max(1, math.ceil(len(keys) / 6))
+    cols = max(1, math.ceil(len(keys) / rows))
+    fig = plt.figure(figsize=(12, 4.4 + 2.3 * rows), dpi=110)
+    grid = fig.add_gridspec(1 + rows, cols, height_ratios=[2.2] + [1] * rows)
+    half = max(1, cols // 2)
+    top = [fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])]
+    panels = []
     for e in escapes:
         name = label(e.setting)
         counts = dict(zip(e.table["max_freq"], e.table["runs"], strict=True))
         for max_freq, pair in sorted(e.curves.items()):
             where = f", {name}" if len(style_of) > 1 else ""
-            for ax, curve in zip(axes, pair, strict=True):
-                color = color_of[max_freq]
+            color = color_of[max_freq]
+            for ax, curve in zip(top, pair, strict=True):
                 ax.step(curve["time"], curve["surv"], where="post", color=color,
                         ls=style_of[name],
                         label=f"max_freq={max_freq}{where} ({counts[max_freq]} runs)")  # fmt: skip
-                ax.fill_between(curve["time"], curve["low"], curve["high"], step="post",
-                                color=color, alpha=0.12)  # fmt: skip
-        axes[0].axvline(e.budget, color="gray", ls=":", lw=1)
-    for ax, unit in zip(axes, ("optimizer updates", "epochs"), strict=True):
+            note = " (aliased)" if max_freq in e.aliased else ""
+            panels.append((f"max_freq={max_freq}{note}{where}", pair[0], color, e.budget))
+        top[0].axvline(e.budget, color="gray", ls=":", lw=1)
+    for ax, unit in zip(top, ("optimizer updates", "epochs"), strict=True):
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(unit)
-        ax.set_ylabel("fraction of runs still on the plateau")
+        ax.set_ylabel("fraction still on the plateau")
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    axes[0].set_title("against optimizer updates (dotted: common budget)", fontsize=9)
-    axes[1].set_title("against epochs", fontsize=9)
-    title = f"Runs still on the plateau (Kaplan–Meier, pointwise 95% bands): {setting}"
+    top[0].set_title("against optimizer updates (dotted: common budget)", fontsize=9)
+    top[1].set_title("against epochs", fontsize=9)
+    first = None
+    for i, (title, curve, color, budget) in enumerate(panels):
+        ax = fig.add_subplot(grid[1 + i // cols, i % cols], sharex=first, sharey=first)
+        first = first or ax
+        ax.fill_between(curve["time"], curve["low"], curve["high"], step="post", color=color,
+                        alpha=0.25, lw=0)  # fmt: skip
+        ax.step(curve["time"], curve["surv"], where="post", color=color)
+        ax.axvline(budget, color="gray", ls=":", lw=1)
+        ax.set_title(title, fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if i % cols == 0:
+            ax.set_ylabel("still on, 95% band", fontsize=7)
+        if i + cols >= len(panels):  # the lowest panel of its column
+            ax.set_xlabel("optimizer updates", fontsize=7)
+    title = f"Runs still on the plateau at each check (95% Clopper–Pearson bands below): {setting}"
     fig.suptitle(textwrap.fill(title, 120), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

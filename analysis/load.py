@@ -67,6 +67,39 @@ def one_per_pair(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def read_csv(path) -> pd.DataFrame:
+    """A record's runs.csv (written by report.write) back as a runs table, typed as tidy()
+    types the store's: a study can be re-read, or grown, from committed records."""
+    raw = pd.read_csv(path, dtype={"run_id": str, "eval_run_id": str, "run_key": str})
+    out = raw.copy()
+    out["status"] = raw["status"].astype("string")
+    out["start_time"] = pd.to_datetime(raw["start_time"], format="mixed", utc=True)
+    for name, kind in PARAM_TYPES.items():
+        if name not in raw:
+            continue
+        if kind is str:
+            out[name] = raw[name].astype("string")
+        elif kind is bool:
+            out[name] = (
+                raw[name]
+                .astype("string")
+                .str.lower()
+                .map({"true": True, "false": False})
+                .astype("boolean")
+            )
+        elif kind is int:
+            out[name] = pd.to_numeric(raw[name], errors="coerce").astype("Int64")
+        else:
+            out[name] = pd.to_numeric(raw[name], errors="coerce").astype(float)
+    for tag in TAGS:
+        out[tag] = raw[tag].astype("string") if tag in raw else pd.NA
+    if "diverged" in raw:
+        text = raw["diverged"].astype("string").str.lower()
+        out["diverged"] = text.map({"true": True, "false": False, "1.0": True, "0.0": False})
+        out["diverged"] = out["diverged"].astype("boolean")
+    return out
+
+
 def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {

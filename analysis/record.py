@@ -6,6 +6,13 @@ machine it ran on, its dates, its runs by status and its wall time (from its swe
     python -m analysis.record --study budget --command "make budget" --commit 291d963
     python -m analysis.record --study backends --out docs/results/backends …
 
+A study can be grown over days or machines: `--from FOLDER` (repeatable) adds the runs of
+earlier records (their runs.csv), and `--no_store` reads only those, so a record is rebuilt
+or re-analysed by today's analysis without the store it came from (the learning curves and
+errors by frequency, which need the store, are then kept as they were). Runs are counted once
+per study and run key (a pair trained in two places: the first kept), and the manifest lists
+its sources.
+
 Running it again on the same store regenerates the same record (the date aside).
 """
 
@@ -83,25 +90,83 @@ def manifest(
     }
 
 
-def record(
-    studies: list[str], out: Path, command: str, commit: str, machine: str = "", note: str = ""
-) -> Path:
-    """Write the record of `studies` (several: the slices of one study, reported as one)."""
-    from analysis import load, report, stats
+def gather(
+    studies: list[str], sources: list[Path], use_store: bool
+) -> tuple[pd.DataFrame, list[dict]]:
+    """The studies' runs from the store (if `use_store`) and from the records in `sources`,
+    one per study and run key; and what each source gave."""
+    from analysis import load
 
-    runs = load.load_runs(None, studies)
+    parts, given = [], []
+    if use_store:
+        store_runs = load.load_runs(None, studies)
+        parts.append(store_runs)
+        given.append({"source": tracking.tracking_uri(), "runs": len(store_runs)})
+    for folder in sources:
+        path = Path(folder) / "runs.csv"
+        if not path.is_file():
+            raise UserError(f"from={str(folder)!r} is not allowed: expected a record folder "
+                            "with a runs.csv (docs/results/<study>)")  # fmt: skip
+        part = load.read_csv(path)
+        part = part[part["study"].isin(studies)] if "study" in part else part.iloc[:0]
+        if part.empty:
+            raise UserError(f"from={str(folder)!r} is not allowed: it holds no runs of "
+                            f"study {','.join(studies)!r}")  # fmt: skip
+        meta = Path(folder) / "manifest.json"
+        commit = json.loads(meta.read_text()).get("commit") if meta.is_file() else None
+        parts.append(part)
+        given.append({"source": str(folder), "commit": commit, "runs": len(part)})
+    runs = load.one_per_pair(pd.concat(parts, ignore_index=True))
+    return runs.sort_values(["max_freq", "seed", "start_time"], ignore_index=True), given
+
+
+def record(
+    studies: list[str],
+    out: Path,
+    command: str,
+    commit: str,
+    machine: str = "",
+    note: str = "",
+    sources: list[Path] | None = None,
+    use_store: bool = True,
+) -> Path:
+    """Write the record of `studies` (several: the slices of one study, reported as one),
+    from the store and/or earlier records (`sources`)."""
+    from analysis import report, stats
+
+    sources = list(sources or [])
+    runs, given = gather(studies, sources, use_store)
+    duplicates = runs.attrs.get("duplicates", 0)
     summary = stats.summarize(runs)
-    results = report.analyse(report.judged_runs(runs, None))
+    histories = report.plateau_histories(runs) if use_store else None
+    results = report.analyse(report.judged_runs(runs, None), histories=histories)
     title = f"Sine-frequency LSTM: error and divergence vs max_freq ({'+'.join(studies)})"
     out.mkdir(parents=True, exist_ok=True)
+    kept = {"learning_curves.png", "error_by_frequency.png"} if not use_store else set()
     for stale in out.glob("*.png"):
-        stale.unlink()
-    written = report.write(runs, summary, title, None, out, 20, results)
+        if stale.name not in kept:
+            stale.unlink()
+    runs.attrs["duplicates"] = duplicates
+    written = report.write(runs, summary, title, None, out, 20, results, from_store=use_store)
     for path in written:
         if path.name not in KEPT and path.suffix != ".png":
             path.unlink()
-    sweeps = sweep_runs(tracking.experiment_ids(None), studies)
+    sweeps = sweep_runs(tracking.experiment_ids(None), studies) if use_store else pd.DataFrame()
     info = manifest(runs, sweeps, studies, command, commit, machine, note)
+    if sources:
+        info["sources"] = given
+        earlier = [json.loads((Path(f) / "manifest.json").read_text()) for f in sources
+                   if (Path(f) / "manifest.json").is_file()]  # fmt: skip
+        if not use_store and earlier:
+            walls = [m.get("wall_time_s") for m in earlier]
+            info["wall_time_s"] = sum(walls) if all(w is not None for w in walls) else None
+            info["sweeps"] = sum(int(m.get("sweeps", 0)) for m in earlier)
+        if not use_store and len(earlier) == 1:  # one record re-read by today's analysis
+            first = earlier[0]
+            info |= {k: first[k] for k in ("command", "commit", "machine", "note") if k in first}
+            info["reanalysed"] = {"commit": commit, "date": info["generated"], "note": note}
+        extra = " ".join(f"--from {f}" for f in sources) + ("" if use_store else " --no_store")
+        info["regenerate"] += f" {extra}"
     (out / "manifest.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
 
@@ -116,13 +181,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--machine", default="", help="where it ran (else the sweeps' tag)")
     parser.add_argument("--note", default="", help="anything a reader must know")
     parser.add_argument("--out", default="", help="default: docs/results/<study>")
+    parser.add_argument(
+        "--from", dest="sources", action="append", default=[],
+        help="a record folder whose runs.csv adds runs (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no_store", action="store_true", help="read only the --from records, not the store"
+    )
     args = parser.parse_args(argv)
     tracking.configure_client()
     studies = [s for s in args.study.split(",") if s]
     out = Path(args.out) if args.out else RESULTS / studies[0]
     try:
-        tracking.check_store()
-        folder = record(studies, out, args.command, args.commit, args.machine, args.note)
+        if args.no_store and not args.sources:
+            raise UserError("no_store is not allowed without --from: there would be no runs")
+        if not args.no_store:
+            tracking.check_store()
+        folder = record(
+            studies, out, args.command, args.commit, args.machine, args.note,
+            [Path(f) for f in args.sources], not args.no_store,
+        )  # fmt: skip
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

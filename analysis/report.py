@@ -50,6 +50,16 @@ def judged_runs(runs: pd.DataFrame, ratio: float | None) -> pd.DataFrame:
     return judged.assign(escape_step=escape.rejudge(judged, histories, ratio))
 
 
+def plateau_histories(runs: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The mae_ratio_train histories of the full-budget runs with progress checks (what the
+    stopping rule's check reads), from the store."""
+    if not escape.has_progress(runs):
+        return {}
+    done = runs[(runs["status"] == "FINISHED") & runs["optimizer_steps"].notna()]
+    full = done[~escape.stopped_of(done)]
+    return store.metric_series(list(full["run_id"]), "mae_ratio_train") if len(full) else {}
+
+
 def sample_runs(runs: pd.DataFrame, per_max_freq: int) -> pd.DataFrame:
     """Up to `per_max_freq` FINISHED runs per setting and max_freq (lowest seeds first), for
     the figures that need one store query per run."""
@@ -211,12 +221,18 @@ class Results:
         return {k: float(v) for k, v in out.items()}
 
 
-def analyse(judged: pd.DataFrame, resamples: int = factors.RESAMPLES, seed: int = 0) -> Results:
-    """Every fit of the runs as judged (judged_runs)."""
+def analyse(
+    judged: pd.DataFrame,
+    resamples: int = factors.RESAMPLES,
+    seed: int = 0,
+    histories: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Results:
+    """Every fit of the runs as judged (judged_runs); `histories` (plateau_histories) adds the
+    stopping rule's check to the escape section."""
     fits = trends.fit(judged)
     effects = factors.effects(judged, resamples, seed)
     comparison = backends.compare(judged, resamples, seed)
-    escapes = escape.fit(judged)
+    escapes = escape.fit(judged, histories)
     return Results(
         fits, effects, comparison, escapes, wording.family_of(fits, effects, comparison, escapes)
     )
@@ -230,9 +246,12 @@ def write(
     out: Path,
     per_max_freq: int,
     results: Results | None = None,
+    from_store: bool = True,
 ) -> list[Path]:
     """Every report file under `out`; returns their paths. `results`: analyse() of the runs
-    as judged at `ratio` (judged_runs), made here if not given."""
+    as judged at `ratio` (judged_runs), made here if not given. Without `from_store` (runs
+    re-read from a record's runs.csv) the two figures that need the store's histories and
+    artifacts are not redrawn: those already in `out` are kept and linked."""
     out.mkdir(parents=True, exist_ok=True)
     setting = setting_text(runs)
     runs.to_csv(out / "runs.csv", index=False)
@@ -252,8 +271,11 @@ def write(
     sample = sample_runs(judged, per_max_freq)
     figures.mae_vs_max_freq(judged, summary, setting, out / FIGURES[0], r.fits)
     figures.divergence_rate(summary, judged, setting, out / FIGURES[1], r.fits)
-    figures.learning_curves(loss_histories(sample), setting, out / FIGURES[2])
-    figures.error_by_frequency(prediction_errors(sample), setting, out / FIGURES[3])
+    if from_store:
+        figures.learning_curves(loss_histories(sample), setting, out / FIGURES[2])
+        figures.error_by_frequency(prediction_errors(sample), setting, out / FIGURES[3])
+    else:
+        names = [n for n in names if n not in FIGURES[2:] or (out / n).exists()]
 
     threshold = (
         f"re-judged at mae_ratio_train ≥ {ratio:g}"

@@ -74,6 +74,15 @@ def diverged_of(finished: pd.DataFrame) -> pd.Series:
     return finished["diverged"].fillna(True).astype(bool)
 
 
+def stopped_of(runs: pd.DataFrame) -> np.ndarray:
+    """Runs the stopping rule ended at a confirmed escape (tag stopped_on_escape=true): their
+    verdict is known, their errors are at the stopping update, not at the budget."""
+    if "stopped_on_escape" not in runs:
+        return np.zeros(len(runs), bool)
+    flags = runs["stopped_on_escape"].astype("string").str.lower().eq("true")
+    return flags.fillna(False).to_numpy(bool)
+
+
 def metric_part(text: Any) -> str:
     """A value as a valid part of an MLflow metric name."""
     return re.sub(r"[^A-Za-z0-9_.\- ]", "_", value_text(text))

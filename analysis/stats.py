@@ -9,7 +9,9 @@ RUNNING runs are counted in their own columns, never silently dropped. Medians g
 distribution-free interval.
 
 summary.csv columns: the varying parameters (if any), `max_freq`, `runs`, `finished`, `failed`,
-`killed`, `running`; `learned` (runs in the learned-run statistics) and
+`killed`, `running`; `learned` (runs in the learned-run statistics: not diverged, not stopped
+by stop_on_escape, finite error), `stopped` (runs the stopping rule ended: their errors are
+at the stopping update, so they are in no error statistic), and
 `mae_test_learned_median`, `_median_ci_low`, `_median_ci_high`, `_q1`, `_q3` (of the learned
 runs); for `mae_train` and `mae_test` over all finished runs each: `_median`,
 `_median_ci_low`, `_median_ci_high`, `_q1`, `_q3`, `_mean` (no interval for the mean: on
@@ -26,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.settings import diverged_of, settings
+from analysis.settings import diverged_of, settings, stopped_of
+from pipeline.config import UserError
 from pipeline.evaluate import NONE, NONFINITE, divergence_reason
 
 Z95 = 1.959963984540054
@@ -85,10 +88,29 @@ def rejudge(runs: pd.DataFrame, ratio: float | None) -> pd.Series:
     return verdict.where(runs["status"].eq("FINISHED")).astype("boolean")
 
 
+# A stopped run's errors are at its stopping update: never pooled with full-budget runs' errors.
+ERROR_METRICS = (
+    "mae_train", "mae_test", "rmse_train", "rmse_test", "r2_train", "r2_test", "mae_ratio_test",
+)  # fmt: skip
+
+
 def judged(runs: pd.DataFrame, ratio: float | None) -> pd.DataFrame:
-    """The runs with their verdict at `ratio` (None: as logged). Re-judged runs all share the
-    threshold, so `divergence_ratio` no longer tells them apart."""
-    runs = runs.assign(diverged=rejudge(runs, ratio))
+    """The runs with their verdict at `ratio` (None: as logged), and the errors of runs the
+    stopping rule ended blanked (NaN): they count for divergence and the time to escape, not
+    for any error statistic. Re-judged runs all share the threshold, so `divergence_ratio` no
+    longer tells them apart. A stopped run was stopped by its own threshold: re-judging it
+    at a lower one is refused (what it did after its stop is unknown)."""
+    stopped = stopped_of(runs)
+    if ratio is not None and stopped.any():
+        own = runs.loc[stopped, "divergence_ratio"].astype(float)
+        if (ratio < own).any():
+            raise UserError(
+                f"divergence_ratio={ratio:g} is not allowed: {int((ratio < own).sum())} runs "
+                f"were stopped once off the plateau at {own.min():g} (stop_on_escape), so they "
+                f"can be re-judged only at {own.max():g} or above"
+            )
+    blank = {c: runs[c].where(~stopped) for c in ERROR_METRICS if c in runs}
+    runs = runs.assign(diverged=rejudge(runs, ratio), **blank)
     return runs if ratio is None else runs.assign(divergence_ratio=float(ratio))
 
 
@@ -131,6 +153,7 @@ def summarize(runs: pd.DataFrame, ratio: float | None = None) -> pd.DataFrame:
                     for s in ("FINISHED", "FAILED", "KILLED", "RUNNING")
                 },
                 "learned": len(learned),
+                "stopped": int(stopped_of(done).sum()),
                 "mae_test_learned_median": median,
                 "mae_test_learned_median_ci_low": median_low,
                 "mae_test_learned_median_ci_high": median_high,

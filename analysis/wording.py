@@ -21,14 +21,11 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis import backends, escape, factors, stats, trends
 from analysis.settings import GRID_AXES, declared_axes, label, value_text, varying_params
-from pipeline import evaluate, progress
+from pipeline import evaluate
 from pipeline.config import DataConfig
 
 ALPHA = 0.05
 PER = trends.PER
-# Late escapes: a chance below this (upper 95% bound) that a run on the plateau at half the
-# budget leaves it by the budget means the curves have flattened.
-LATE_ESCAPE_FLAT = 0.1
 
 
 def fmt(value: float | int | None) -> str:
@@ -111,8 +108,13 @@ def family_of(
         f.add(("divergence", label(t.setting)), t.divergence.p)
         f.add(("error", label(t.setting)), t.error.p)
     for e in escapes:
-        f.add(("escape", label(e.setting)), e.trend.p)
-        f.add(("budget", label(e.setting)), e.at_budget.p)
+        name = label(e.setting)
+        f.add(("escape_shape", name), e.model.shape_p)
+        if e.model.one_rate:
+            f.add(("escape_trend", name), e.model.or10_p)
+        for row in e.model.steps.itertuples(index=False):
+            f.add(("escape_step", name, row.max_freq), row.p)
+        f.add(("budget", name), e.at_budget.p)
     if effects is not None:
         for name, test in effects.additivity.items():
             f.add(("additivity", name), test.p)
@@ -635,57 +637,95 @@ def backends_section(b: backends.BackendComparison, family: Family) -> Section:
 # --- leaving the plateau ---------------------------------------------------------------------
 
 
-def steps(value: float) -> str:
-    return "not reached" if math.isinf(value) else fmt(value)
+def updates(value: float) -> str:
+    """A number of updates: '6,000', '1.18e+03' style avoided (they are counts of updates)."""
+    return f"{value:,.0f}"
 
 
-def median_steps(median: float, low: float, high: float) -> str:
-    if math.isinf(median):
-        return "not reached"
-    return f"{fmt(median)} [{fmt(low)}, {steps(high)}]"
-
-
-def escape_trend_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
-    t = e.trend
-    if t.verdict == "no fit":
-        why = {
-            "one max_freq": "a single max_freq: no trend to fit",
-            "no escapes": "no run left the plateau: no rate to compare",
-            "no convergence": "the Cox fit did not converge",
-            "separated": "the escape times are separated by max_freq (the Cox likelihood has "
-            "no maximum, so no finite rate ratio; the curves show the difference)",
-        }.get(t.reason, t.reason)
-        return f"**Time to escape vs max_freq**: {why} ({t.events} of {t.runs} runs escaped)."
-    tests = family.text(key)
-    if t.verdict == "cannot tell":
-        head = (
-            f"**Time to escape vs max_freq: not resolved**: the rate of leaving the plateau "
-            f"changes by a factor between {fmt(t.hr10_low)} and {fmt(t.hr10_high)} per +{PER} "
-            f"max_freq (estimate {fmt(t.hr10)}; {tests}"
-        )
+def median_text(row) -> str:
+    """'≤ 147 [0, 294]', '735 [441, 1,176]', '2,058 [735, > 6,000]', '> 6,000 [1,029, –]':
+    the first check with at most half still on the plateau, and its 95% interval."""
+    budget = updates(row["budget"])
+    if math.isinf(row["median_steps"]):
+        value = f"> {budget}"
+    elif row["median_after"] == 0:
+        value = f"≤ {updates(row['median_steps'])}"
     else:
-        word = (
-            "**Leaving the plateau takes longer at larger max_freq**"
-            if t.verdict == "slower"
-            else "**Runs leave the plateau sooner at larger max_freq**"
+        value = updates(row["median_steps"])
+    high = f"> {budget}" if math.isinf(row["median_high"]) else updates(row["median_high"])
+    return f"{value} [{updates(row['median_low'])}, {high}]"
+
+
+def steps_text(m: escape.HazardModel, family: Family, name: str) -> str:
+    parts = []
+    for row in m.steps.itertuples(index=False):
+        key = ("escape_step", name, row.max_freq)
+        parts.append(
+            f"{row.max_freq} vs {row.previous}: {fmt(row.theta)} (95% CI {fmt(row.low)} to "
+            f"{fmt(row.high)}; {family.text(key)})"
         )
-        head = (
-            f"{word}{family.caveat(key, True)}: the rate of escape multiplies by "
-            f"{fmt(t.hr10)} per +{PER} max_freq (95% CI {fmt(t.hr10_low)} to "
-            f"{fmt(t.hr10_high)}; {tests}"
+    return "; ".join(parts)
+
+
+def escape_model_sentence(e: escape.Escape, family: Family, name: str) -> str:
+    m = e.model
+    if not m.method:
+        why = {
+            "one max_freq": "a single max_freq: nothing to compare",
+            "no escapes": "no run left the plateau: no rate to compare",
+        }.get(m.reason, m.reason)
+        return f"**Escape vs max_freq**: {why} ({m.events} of {m.runs} runs escaped)."
+    shape = (
+        f"likelihood ratio {fmt(m.shape_stat)} on {m.shape_df} df, "
+        f"{family.text(('escape_shape', name))}"
+    )
+    steps = (
+        "Each max_freq against the one before, as θ, the chance that a run at the larger one "
+        f"stays on the plateau longer (½: no difference; ties count half): "
+        f"{steps_text(m, family, name)}"
+    )
+    if m.one_rate:
+        key = ("escape_trend", name)
+        fits = (
+            f"one log-linear rate is not rejected against max_freq as categories ({shape}; not "
+            "rejecting it does not show it)"
+            if m.shape_df
+            else "two max_freqs: one comparison"
         )
-    ph = ""
-    if not math.isnan(t.ph_p):
-        ph = (
-            f" Proportional-hazards check: Schoenfeld residuals against the rank of time, "
-            f"r = {t.ph_r:.2f}, p {'' if t.ph_p < 0.001 else '= '}{p_text(t.ph_p)}"
-            + (
-                "; the ratio changes during training, so it is an average over the budget."
-                if t.ph_p < ALPHA
-                else "."
+        how = (
+            f"discrete-time hazard model, conditional likelihood, profile interval; {m.events} "
+            f"of {m.runs} runs escaped; where the curves cross, the rate is an average over the "
+            "budget"
+        )
+        if m.verdict == "cannot tell":
+            return (
+                f"**Escape vs max_freq: not resolved**: {fits}; the odds of leaving the plateau "
+                f"at a check change by a factor between {fmt(m.or10_low)} and "
+                f"{fmt(m.or10_high)} per +{PER} max_freq (estimate {fmt(m.or10)}; "
+                f"{family.text(key)}; {how}). {steps}."
             )
+        word = "sooner" if m.verdict == "faster" else "later"
+        return (
+            f"**Runs leave the plateau {word} at larger max_freq**{family.caveat(key, True)}: "
+            f"{fits}; the odds of leaving it at a check multiply by {fmt(m.or10)} per +{PER} "
+            f"max_freq (95% CI {fmt(m.or10_low)} to {fmt(m.or10_high)}; {family.text(key)}; "
+            f"{how}). {steps}."
         )
-    return f"{head}; {t.events} of {t.runs} runs escaped; Cox model, Efron ties).{ph}"
+    pattern = {
+        "not monotone": "two steps are resolved in opposite directions: **the pattern is not "
+        "monotone**",
+        "slower": "every resolved step is towards later escapes; the others are not "
+        "resolved, so whether escape keeps slowing, or turns, is not resolved",
+        "faster": "every resolved step is towards sooner escapes; the others are not "
+        "resolved, so whether the pattern is monotone is not resolved",
+        "not resolved": "no step is resolved",
+    }[m.pattern]
+    return (
+        f"**Escape vs max_freq: no single rate fits**: one log-linear rate of leaving the "
+        f"plateau is rejected against max_freq as categories ({shape}; discrete-time hazard "
+        f"model, conditional likelihood), so none is given. {steps}. With Holm's adjustment "
+        f"among these steps, {pattern}."
+    )
 
 
 def budget_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
@@ -693,7 +733,7 @@ def budget_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
     counts = ", ".join(
         f"{r.plateau_budget}/{r.runs} at {r.max_freq}" for r in t.itertuples(index=False)
     )
-    head = f"**At a common budget of {e.budget:.0f} updates** still on the plateau: {counts}"
+    head = f"**At a common budget of {updates(e.budget)} updates** still on the plateau: {counts}"
     if not d.method:
         reason = {
             "no events": "none, so no trend to fit",
@@ -715,73 +755,102 @@ def budget_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
     )
 
 
-def delay_sentence(e: escape.Escape) -> str:
-    """Late escapes: of the runs still on the plateau at half the budget, how many left it by
-    the budget, with a Wilson interval on that chance."""
-    t = e.table
-    half, full = int(t["plateau_half"].sum()), int(t["plateau_budget"].sum())
-    late = half - full
-    if half == 0:
-        return (
-            f"**Failure or delay**: every run had left the plateau by {e.budget / 2:.0f} "
-            "updates, half the budget."
-        )
-    low, high = stats.wilson_interval(late, half)
-    if high < LATE_ESCAPE_FLAT:
+def percent(value: float) -> str:
+    """'36%', and '0.2%' rather than a misleading '0%' for a small positive chance."""
+    return f"{value:.1%}" if 0 < value < 0.01 or 0.99 < value < 1 else f"{value:.0%}"
+
+
+def late_sentence(late: escape.Late) -> str:
+    """Late escapes with their interval, and only what that interval carries."""
+    start, budget = updates(late.start), updates(late.budget)
+    if late.runs == 0:
+        return f"every run had left the plateau by {start} updates"
+    interval = f"95% Clopper–Pearson {percent(late.low)} to {percent(late.high)}"
+    head = (
+        f"of the {late.runs} runs still on the plateau at {start} updates, {late.escaped} left "
+        f"it by {budget} ({percent(late.rate)}; {interval})"
+    )
+    if late.high < 0.5:
         what = (
-            f"the curves have flattened (below {LATE_ESCAPE_FLAT:.0%} with 95% confidence): "
-            "at this budget what is left on the plateau is failure, not delay"
+            f"so between {start} and {budget} updates most of them stay on it: at most "
+            f"{percent(late.high)} leave"
         )
-    elif high < 0.5:
-        what = (
-            f"mostly failure: the chance of a late escape is below {high:.0%} with 95% "
-            "confidence"
-            + (", though above 0: a longer budget would rescue a few runs" if low > 0 else "")
-        )
-    elif low > 0.5:
-        what = "mostly delay: most runs still on the plateau at half the budget left it later"
+    elif late.low > 0.5:
+        what = f"so most of them were delayed, not failed: at least {percent(late.low)} leave"
     else:
-        what = (
-            f"not resolved: the chance lies between {low:.0%} and {high:.0%}, so a longer "
-            "budget or more runs would tell failure from delay"
+        what = "so whether most of them are delayed or failed is not resolved"
+    return f"{head}: {what}"
+
+
+def delay_sentence(e: escape.Escape) -> str:
+    """Failure or delay, as far as the budget carries: late escapes from a quarter and from
+    half of it, and what no budget of this length can tell."""
+    parts = [late_sentence(late) for late in e.late]
+    left_out = f" (max_freq {freqs(e.aliased)}, aliased, not counted)" if e.aliased else ""
+    return (
+        f"**Failure or delay, within {updates(e.budget)} updates**{left_out}: "
+        + "; ".join(parts)
+        + ". Runs still on the plateau at the budget may leave it later or never: these runs "
+        "cannot tell the two apart, only a longer budget can."
+    )
+
+
+def rule_sentence(r: escape.RuleCheck) -> str:
+    if r.stopped == 0:
+        return (
+            f"**The stopping rule, checked**: of {r.runs} full-budget runs, none was off the "
+            "plateau at two checks in a row before its budget: nothing to check."
         )
     return (
-        f"**Failure or delay**: of the {half} runs still on the plateau at {e.budget / 2:.0f} "
-        f"updates (half the budget), {late} left it by {e.budget:.0f}: a chance of "
-        f"{late / half:.0%} (95% Wilson {low:.0%} to {high:.0%}); {what}."
+        f"**The stopping rule, checked on full-budget runs**: of {r.runs} runs, {r.stopped} were "
+        f"off the plateau at two checks in a row before their budget (where stop_on_escape "
+        f"would have ended them); {r.diverged} of those ended diverged ({r.diverged}/"
+        f"{r.stopped}; 95% Clopper–Pearson {fmt(r.low)} to {fmt(r.high)}), so a stopped run "
+        f"is judged not diverged at a cost of at most that rate of wrong verdicts."
     )
 
 
 def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Family) -> Section:
     """The time-to-escape section: method, per-setting verdicts, one table."""
     runs = sum(int(e.table["runs"].sum()) for e in escapes)
+    stopped = sum(int(e.table["stopped"].sum()) for e in escapes)
     intro = (
-        f"{runs} FINISHED runs with progress checks. A run is on the plateau while its "
-        "mae_ratio_train (a forward pass over the training set without dropout, at update 0, "
-        f"at {progress.CHECKPOINTS} evenly spaced updates and after the last) is at or above "
-        "the divergence threshold; it escaped at the first check from which it stayed below "
-        "(so a run diverged exactly when it never escaped). Curves: Kaplan–Meier "
-        "(statsmodels SurvfuncRight), runs that never escaped censored at the end of their "
-        "budget, pointwise 95% bands (Greenwood, log(−log)); medians with Brookmeyer–Crowley "
-        "intervals. The common budget is the smallest budget among a setting's runs; every "
-        "run reached it, so the fraction still on the plateau there is a plain proportion "
-        "(95% Wilson interval). Escape rate vs max_freq: Cox proportional hazards "
-        "(statsmodels PHReg). Failure modes of the runs that diverged: "
+        f"{runs} FINISHED runs with progress checks"
+        + (f", {stopped} of them stopped once off the plateau (stop_on_escape)" if stopped else "")
+        + ". A run is on the plateau while its mae_ratio_train (a forward pass over the "
+        "training set without dropout, at update 0, at the checks and after the last update) "
+        "is at or above the divergence threshold; it escaped at the first check from which it "
+        "stayed below (so a run diverged exactly when it never escaped). Its escape is known "
+        "only to the checks (between the one before and that one), and a run still on the "
+        "plateau at its budget may leave it later or never. Every run of a max_freq is "
+        "followed to the same budget, so the fraction still on the plateau at each check is a "
+        "plain proportion: curves and counts carry 95% Clopper–Pearson intervals, exact at "
+        "every level of the curve. The median escape is the first check at which at most half "
+        "are still on the plateau ('≤ c': before the first check; '> budget': not reached), "
+        "with a 95% interval from the checks' intervals. Escape vs max_freq: a discrete-time "
+        "hazard model (logistic regression of escaping at a check, with a free baseline per "
+        "check, conditional likelihood), one log-linear rate reported only where a "
+        "likelihood-ratio test does not reject it against max_freq as categories; and always "
+        "each max_freq against the one before, as the chance θ that a run at the larger one "
+        "stays on the plateau longer (score interval, ties half). "
+        "Failure modes of the runs that diverged: "
         + ", ".join(evaluate.FAILURE_MODES)
         + " (pipeline/evaluate.py)."
     )
-    bullets, frames = [], []
+    bullets, frames, steps = [], [], []
     for e in escapes:
         name = label(e.setting)
         where = f"{name}: " if title_labels else ""
         bullets += [
-            where + escape_trend_sentence(e, family, ("escape", name)),
+            where + escape_model_sentence(e, family, name),
             where + budget_sentence(e, family, ("budget", name)),
             where + delay_sentence(e),
         ]
+        if e.rule is not None:
+            bullets.append(where + rule_sentence(e.rule))
         if e.aliased:
             bullets.append(
-                f"{where}The Cox model and the budget trend leave out max_freq "
+                f"{where}The models and counts that pool max_freqs leave out max_freq "
                 f"{freqs(e.aliased)} (aliased); the table and curves show it."
             )
         t = e.table
@@ -791,22 +860,25 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
         view["max_freq"] = t["max_freq"]
         view["runs"] = t["runs"]
         view["escaped"] = t["escaped"]
+        if t["stopped"].any():
+            view["stopped at escape"] = t["stopped"]
         view["median escape, updates [95% CI]"] = [
-            median_steps(*v) for v in t[["median_steps", "median_low", "median_high"]].to_numpy()
+            median_text({**r, "budget": e.budget}) for _, r in t.iterrows()
         ]
-        view["median escape, epochs"] = t["median_epochs"].map(steps)
-        view[f"on plateau at {e.budget / 2:.0f} [95% Wilson]"] = [
-            count(k, n, lo, hi)
-            for k, n, lo, hi in t[
-                ["plateau_half", "runs", "plateau_half_low", "plateau_half_high"]
-            ].to_numpy()
+        view["median escape, epochs"] = [
+            "–" if math.isinf(v) else fmt(v) for v in t["median_epochs"]
         ]
-        view[f"on plateau at {e.budget:.0f} [95% Wilson]"] = [
-            count(k, n, lo, hi)
-            for k, n, lo, hi in t[
-                ["plateau_budget", "runs", "plateau_budget_low", "plateau_budget_high"]
-            ].to_numpy()
-        ]
+        for column, at in (
+            ("plateau_quarter", e.budget / 4),
+            ("plateau_half", e.budget / 2),
+            ("plateau_budget", e.budget),
+        ):
+            view[f"on plateau at {updates(at)} [95% CP]"] = [
+                count(k, n, lo, hi)
+                for k, n, lo, hi in t[
+                    [column, "runs", f"{column}_low", f"{column}_high"]
+                ].to_numpy()
+            ]
         view["diverged at end of training"] = t["diverged_end"]
         view["failure modes: " + " / ".join(evaluate.FAILURE_MODES)] = [
             " / ".join(str(int(r[c])) for c in escape.MODE_COLUMNS)
@@ -814,8 +886,24 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
             for _, r in t.iterrows()
         ]
         frames.append(view)
+        for row in e.model.steps.itertuples(index=False):
+            steps.append(
+                {
+                    **({"setting": name} if title_labels else {}),
+                    "max_freq": f"{row.max_freq} vs {row.previous}",
+                    "common budget": updates(row.budget),
+                    "θ: later escape at the larger [95% CI]": ci(row.theta, row.low, row.high),
+                    "p (Holm among steps)": f"{p_text(row.p)} ({p_text(row.p_holm)})",
+                }
+            )
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return Section("Leaving the plateau: failure or delay?", [intro], bullets, table)
+    tables = (
+        (("Escape, each max_freq against the one before",
+          pd.DataFrame(steps)),)
+        if steps
+        else ()
+    )  # fmt: skip
+    return Section("Leaving the plateau: failure or delay?", [intro], bullets, table, tables)
 
 
 # --- the summary table -------------------------------------------------------------------------
@@ -829,6 +917,7 @@ SUMMARY_VIEW = {
     "killed": "killed",
     "divergence": "diverged [95% Wilson]",
     "learned": "learned",
+    "stopped": "stopped at escape (no final error)",
     "learned_median_ci": "median test MAE, learned runs [95% CI]",
     "learned_iqr": "IQR, learned",
     "all_median": "median test MAE, all finished runs",
@@ -849,6 +938,8 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
         ].itertuples(index=False)
     ]
     view["learned"] = s["learned"]
+    if "stopped" in s and s["stopped"].any():
+        view["stopped"] = s["stopped"]
     view["learned_median_ci"] = [
         ci(*v)
         for v in s[

@@ -43,20 +43,21 @@ SIMULATED = [
     ],
 )
 def test_simulated_coverage_is_close_to_95_percent(check, replicates):
+    """Every 95% figure of the check ('95', and '95, <part>': each step, each level of a
+    curve, a test's non-rejection of the truth) passes the bar; its 90% versions cover at
+    their own level and, for the fast checks, at least one fails the 95% bar."""
     results = _results(check, replicates)
     main = results["95"]
     assert main.replicates >= 0.8 * replicates  # a path check keeps most studies
-    bar = _bar(main.replicates)
-    assert main.coverage >= bar, f"{main.coverage:.3f} < {bar:.3f}"
-    if "90" in results:
-        low = results["90"]
-        # It covers at its own level (the equivalence tests use 90% intervals) ...
-        assert low.coverage >= 0.90 - 2 * math.sqrt(0.9 * 0.1 / low.replicates)
-        if check.cost == "fast":  # ... and with 1,000 studies it fails the 95% bar
-            assert low.coverage < bar
-    for extra in ("median", "band"):  # the median time to escape; a figure's band
-        if extra in results:
-            assert results[extra].coverage >= _bar(results[extra].replicates)
+    for level, r in results.items():
+        if level == "95" or level.startswith("95,") or level in ("median", "band"):
+            bar = _bar(r.replicates)
+            assert r.coverage >= bar, f"{level}: {r.coverage:.3f} < {bar:.3f}"
+    lower = [r for level, r in results.items() if level == "90" or level.startswith("90,")]
+    for r in lower:  # it covers at its own level (the equivalence tests use 90% intervals) …
+        assert r.coverage >= 0.90 - 2 * math.sqrt(0.9 * 0.1 / r.replicates), r.level
+    if lower and check.cost == "fast":  # … and with 1,000 studies it fails the 95% bar
+        assert any(r.coverage < _bar(r.replicates) for r in lower)
 
 
 def test_the_wilson_interval_covers_on_average_and_its_90_percent_version_does_not():
