@@ -298,7 +298,38 @@ def _tost(seeds, ratio):
     return run
 
 
-# --- time to escape ------------------------------------------------------------------------------
+# --- the shape of divergence ----------------------------------------------------------------
+
+
+def _divergence_shape(freqs, seeds, rates, what: str):
+    """Divergence per max_freq at the given true rates. 'steps': each max_freq against the one
+    before (Newcombe's interval of the rate difference) at 95% and 90%; 'size': rates on one
+    logistic trend, the fraction of studies whose deviance test does not reject it."""
+
+    def run(replicates: int, seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        x = np.repeat(freqs, seeds).astype(float)
+        p = np.repeat(rates, seeds)
+        truth = np.diff(rates)
+        out = {"95": [], "90": []} if what == "steps" else {"95": []}
+        for _ in range(replicates):
+            y = rng.random(len(x)) < p
+            if what == "size":
+                shape = trends.divergence_shape(_frame(x, y, np.ones(len(x))))
+                if not math.isnan(shape.p):
+                    out["95"].append(not shape.p < trends.ALPHA)
+                continue
+            k = [int(y[x == m].sum()) for m in freqs]  # the steps, as divergence_shape makes them
+            for i in range(1, len(freqs)):
+                for level, key in ((0.95, "95"), (0.90, "90")):
+                    _, low, high, _ = trends.rate_difference(k[i - 1], seeds, k[i], seeds, level)
+                    out[key].append(low <= truth[i - 1] <= high)
+        return {key: np.array(v) for key, v in out.items()}
+
+    return run
+
+
+# --- time to escape --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -554,6 +585,26 @@ CHECKS = [
     Check("backend ratio of medians, pooled (TOST)", "QuantReg of log mae_test, cell bootstrap",
           "backend × max_freq 10, 20, 30 × 15 learned runs", "ratio 1.1",
           _tost(15, 1.1), "slow"),
+    Check("divergence rate difference, each max_freq against the one before",
+          "Newcombe hybrid score", "max_freq 10…50 step 5 × 32 seeds",
+          "rates 0, 0.1, 0.2, 0.3, 0.4, 0.3, 0.2, 0.15, 0.1 (rises and falls)",
+          _divergence_shape((10, 15, 20, 25, 30, 35, 40, 45, 50), 32,
+                            np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.3, 0.2, 0.15, 0.1]), "steps")),
+    Check("divergence rate difference, each max_freq against the one before",
+          "Newcombe hybrid score", "max_freq 10…50 × 16 seeds",
+          "rates 0.02, 0.12, 0.35, 0.2, 0.06 (the budget study's shape)",
+          _divergence_shape((10, 20, 30, 40, 50), 16,
+                            np.array([0.02, 0.12, 0.35, 0.2, 0.06]), "steps")),
+    Check("test of one divergence trend against categories (its size)",
+          "deviance, χ² on 7 df", "max_freq 10…50 step 5 × 32 seeds",
+          "one logistic trend: rates 0.05 to 0.35 (coverage: not rejected)",
+          _divergence_shape((10, 15, 20, 25, 30, 35, 40, 45, 50), 32,
+                            expit(-3 + 0.06 * (np.arange(10, 51, 5) - 10)), "size"), "slow"),
+    Check("test of one divergence trend against categories (its size)",
+          "deviance, χ² on 3 df", "max_freq 10…50 × 16 seeds",
+          "one logistic trend: rates 0.05 to 0.35 (coverage: not rejected)",
+          _divergence_shape((10, 20, 30, 40, 50), 16,
+                            expit(-3 + 0.06 * (np.arange(10, 51, 10) - 10)), "size"), "slow"),
     Check("still on the plateau at a check (curve band, figure)", "Clopper–Pearson per check",
           "max_freq 10…50 × 16 seeds, 41 checks to 6,000", "the budget world: lognormal "
           "escapes, 0.5–30% never, curves cross", _plateau_band(BUDGET_WORLD, Design())),
@@ -562,7 +613,8 @@ CHECKS = [
           "max_freq 10…50 × 16 seeds, 41 checks to 6,000", "the budget world (θ 0.98, 0.74, "
           "0.40, 0.45)", _steps(BUDGET_WORLD, Design()), "slow"),
     Check("escape odds ratio per +10 max_freq (one rate), and the test of one rate",
-          "conditional (exact discrete) likelihood: profile interval; likelihood ratio on 3 df",
+          "conditional (exact discrete) likelihood: profile interval; likelihood ratio as "
+          "F(3, events − 5)",
           "max_freq 10…50 × 16 seeds, 41 checks to 6,000",
           "one rate is true: odds ×0.7 per +10, 4% per check at 30, about 20% never by 6,000",
           _one_rate(Design(), 0.04, 0.7), "slow"),

@@ -43,8 +43,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 from scipy import stats as sps
 from scipy.special import expit, log1p
+from statsmodels.stats.multitest import multipletests
 
 from analysis import logistic
 from analysis.settings import diverged_of, setting_suffix, settings, well_posed
@@ -456,6 +458,142 @@ def seeds_needed(
     return SeedAdvice(at, strong, weak, current, current_power, trend.max_freqs, power)
 
 
+# --- the shape of divergence against max_freq ---------------------------------------------------
+
+
+def rate_difference(
+    k1: int, n1: int, k2: int, n2: int, level: float = LEVEL
+) -> tuple[float, float, float, float]:
+    """k2/n2 − k1/n1 with Newcombe's hybrid score interval (from the two Wilson intervals;
+    sound at 0/n and n/n, where the score and Wald intervals are not) and the two-sided p
+    that inverts it: the α at which the interval's end reaches 0. Returns (diff, low, high,
+    p)."""
+    from analysis.stats import wilson_interval
+
+    p1, p2 = k1 / n1, k2 / n2
+    diff = p2 - p1
+
+    def ends(z: float) -> tuple[float, float]:
+        l1, u1 = wilson_interval(k1, n1, z)
+        l2, u2 = wilson_interval(k2, n2, z)
+        return (
+            diff - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2),
+            diff + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2),
+        )
+
+    z = float(sps.norm.ppf(0.5 + level / 2))
+    low, high = ends(z)
+    if diff == 0:
+        return diff, low, high, 1.0
+    side = 0 if diff > 0 else 1  # the end that moves towards 0 as z grows
+    sign = 1.0 if diff > 0 else -1.0
+
+    def towards_zero(t: float) -> float:  # > 0 while the interval still excludes 0
+        return sign * ends(t)[side]
+
+    zero = optimize.brentq(towards_zero, 1e-9, 40.0) if towards_zero(40.0) < 0 else 40.0
+    return diff, low, high, float(2 * sps.norm.sf(zero))
+
+
+@dataclass(frozen=True)
+class DivergenceShape:
+    """Is divergence one log-linear trend in max_freq, does it turn, and where is it
+    highest? Over one setting's well-posed FINISHED runs, max_freq as categories."""
+
+    max_freqs: tuple[int, ...]
+    runs: tuple[int, ...]
+    diverged: tuple[int, ...]
+    lack_of_fit: float  # deviance of the logistic trend against the categories
+    df: int
+    p: float  # of that deviance (χ², df = max_freqs − 2): small means one trend does not fit
+    # each max_freq against the one before: previous, max_freq, diff (rate difference), low,
+    # high, p, p_holm (Holm among the steps)
+    steps: pd.DataFrame = field(repr=False)
+    highest: tuple[int, ...] = ()  # the max_freq(s) with the highest rate
+    # the others against the highest: max_freq, diff (its rate minus the highest's), low,
+    # high, p, p_holm (Holm among them)
+    against_highest: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @property
+    def pattern(self) -> str:
+        """'not monotone' (two steps resolved in opposite directions, Holm within the steps),
+        'rises', 'falls' (every resolved step one way), or 'not resolved'."""
+        resolved = self.steps[self.steps["p_holm"] < ALPHA]
+        up, down = (resolved["diff"] > 0).any(), (resolved["diff"] < 0).any()
+        if up and down:
+            return "not monotone"
+        return "rises" if up else "falls" if down else "not resolved"
+
+    @property
+    def peaks(self) -> tuple[int, ...]:
+        """Interior max_freqs whose rate is resolved above both neighbours (Holm)."""
+        t = self.steps.reset_index(drop=True)
+        out = []
+        for i in range(len(t) - 1):
+            into, out_of = t.iloc[i], t.iloc[i + 1]
+            rises = into["p_holm"] < ALPHA and into["diff"] > 0
+            falls = out_of["p_holm"] < ALPHA and out_of["diff"] < 0
+            if rises and falls:
+                out.append(int(into["max_freq"]))
+        return tuple(out)
+
+    @property
+    def not_below_highest(self) -> tuple[int, ...]:
+        """The max_freqs not resolved below the highest (the highest included)."""
+        t = self.against_highest
+        lower = set(t.loc[(t["p_holm"] < ALPHA) & (t["diff"] < 0), "max_freq"].astype(int))
+        return tuple(m for m in self.max_freqs if m not in lower)
+
+
+ALPHA = 1 - LEVEL
+
+
+def divergence_shape(runs: pd.DataFrame) -> DivergenceShape | None:
+    """The shape of divergence over the FINISHED runs of one setting (already well-posed);
+    None with fewer than three max_freqs."""
+    done = runs[runs["status"] == "FINISHED"]
+    y = diverged_of(done).to_numpy(float)
+    x = done["max_freq"].to_numpy(int)
+    freqs = tuple(sorted({int(v) for v in x}))
+    if len(freqs) < 3:
+        return None
+    k = np.array([int(y[x == m].sum()) for m in freqs])
+    n = np.array([int(np.sum(x == m)) for m in freqs])
+    trend = divergence_trend(done)
+    deviance = math.nan
+    if trend.method:
+        fitted = expit(trend.coef[0] + trend.coef[1] * np.array(freqs, float))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts = np.where(k > 0, k * np.log(k / (n * fitted)), 0.0) + np.where(
+                n - k > 0, (n - k) * np.log((n - k) / (n * (1 - fitted))), 0.0
+            )
+        deviance = float(max(0.0, 2 * parts.sum()))
+    df = len(freqs) - 2
+    rows = []
+    for i in range(1, len(freqs)):
+        diff, low, high, p = rate_difference(k[i - 1], n[i - 1], k[i], n[i])
+        rows.append({"previous": freqs[i - 1], "max_freq": freqs[i], "diff": diff, "low": low,
+                     "high": high, "p": p})  # fmt: skip
+    steps = pd.DataFrame(rows)
+    steps["p_holm"] = multipletests(steps["p"], method="holm")[1]
+    rates = k / n
+    top = tuple(m for m, r in zip(freqs, rates, strict=True) if r == rates.max())
+    best = freqs.index(top[0])
+    rows = []
+    for i, m in enumerate(freqs):
+        if m in top:
+            continue
+        diff, low, high, p = rate_difference(k[best], n[best], k[i], n[i])
+        rows.append({"max_freq": m, "diff": diff, "low": low, "high": high, "p": p})
+    against = pd.DataFrame(rows, columns=["max_freq", "diff", "low", "high", "p"])
+    against["p_holm"] = multipletests(against["p"], method="holm")[1] if rows else []
+    return DivergenceShape(
+        freqs, tuple(int(v) for v in n), tuple(int(v) for v in k), deviance, df,
+        float(sps.chi2.sf(deviance, df)) if math.isfinite(deviance) else math.nan,
+        steps, top, against,
+    )  # fmt: skip
+
+
 # --- everything, per setting -----------------------------------------------------------------
 
 
@@ -466,6 +604,7 @@ class Trends:
     error: ErrorTrend
     seeds: SeedAdvice
     aliased: tuple[int, ...] = ()  # max_freqs left out of the fits: the task is ill-posed there
+    shape: DivergenceShape | None = None  # with three max_freqs or more
 
 
 def fit(runs: pd.DataFrame) -> list[Trends]:
@@ -477,7 +616,14 @@ def fit(runs: pd.DataFrame) -> list[Trends]:
         part, aliased = well_posed(part)
         divergence = divergence_trend(part)
         out.append(
-            Trends(setting, divergence, error_trend(part), seeds_needed(divergence), aliased)
+            Trends(
+                setting,
+                divergence,
+                error_trend(part),
+                seeds_needed(divergence),
+                aliased,
+                divergence_shape(part),
+            )
         )
     return out
 
@@ -507,4 +653,10 @@ def metrics(fits: list[Trends]) -> dict[str, float]:
             "seeds_recommended_high": t.seeds.weak,
         }
         out |= {name + suffix: float(v) for name, v in values.items()}
+        if t.shape is not None:
+            out[f"trend_divergence_shape_p{suffix}"] = t.shape.p
+            for row in t.shape.steps.itertuples(index=False):
+                key = f"divergence_step{suffix}/max_freq_{row.max_freq}"
+                out |= {key: row.diff, f"{key}_low": row.low, f"{key}_high": row.high,
+                        f"{key}_p": row.p}  # fmt: skip
     return out

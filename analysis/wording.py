@@ -105,8 +105,14 @@ def family_of(
 ) -> Family:
     f = Family()
     for t in fits:
-        f.add(("divergence", label(t.setting)), t.divergence.p)
-        f.add(("error", label(t.setting)), t.error.p)
+        name = label(t.setting)
+        if t.shape is None or not t.shape.p < ALPHA:
+            f.add(("divergence", name), t.divergence.p)
+        if t.shape is not None:
+            f.add(("divergence_shape", name), t.shape.p)
+            for row in t.shape.steps.itertuples(index=False):
+                f.add(("divergence_step", name, row.max_freq), row.p)
+        f.add(("error", name), t.error.p)
     for e in escapes:
         name = label(e.setting)
         f.add(("escape_shape", name), e.model.shape_p)
@@ -188,6 +194,64 @@ def divergence_finding(d: trends.DivergenceTrend, family: Family, key: tuple) ->
     return (
         f"**Divergence {word} with max_freq**{caveat}: the odds of diverging multiply by "
         f"{fmt(d.or10)} per +{PER} max_freq ({interval}; {tests}); {counted}; {how}."
+    )
+
+
+def signed(value: float) -> str:
+    return f"+{fmt(value)}" if value > 0 else fmt(value)
+
+
+def shape_finding(t: trends.Trends, family: Family, name: str) -> str:
+    """Is divergence one log-linear trend, which way do the steps go, is any max_freq a
+    peak, and where is it highest: the divergence finding when one trend does not fit."""
+    sh = t.shape
+    test = (
+        f"deviance {fmt(sh.lack_of_fit)} on {sh.df} df against max_freq as categories, "
+        f"{family.text(('divergence_shape', name))}"
+    )
+    if sh.p < ALPHA:
+        head = (
+            f"**Divergence vs max_freq is not one log-linear trend**: the logistic trend does "
+            f"not fit at the 5% level ({test}; the choice of what to print, made before Holm's "
+            f"adjustment), so no odds ratio per +{PER} is given; the rates are read per max_freq"
+        )
+    else:
+        head = (
+            f"**The shape of divergence vs max_freq**: one log-linear trend is not rejected "
+            f"({test}; not rejecting it does not show it)"
+        )
+    rates = ", ".join(
+        f"{k}/{n} at {m}" for m, n, k in zip(sh.max_freqs, sh.runs, sh.diverged, strict=True)
+    )
+    steps = "; ".join(
+        f"{r.max_freq} vs {r.previous}: {signed(r.diff)} (95% CI {fmt(r.low)} to {fmt(r.high)}; "
+        f"{family.text(('divergence_step', name, r.max_freq))})"
+        for r in sh.steps.itertuples(index=False)
+    )
+    pattern = {
+        "not monotone": "two steps are resolved in opposite directions: **divergence rises "
+        "and falls with max_freq**",
+        "rises": "every resolved step is a rise; the others are not resolved",
+        "falls": "every resolved step is a fall; the others are not resolved",
+        "not resolved": "no step is resolved",
+    }[sh.pattern]
+    peaks = (
+        f"a peak at max_freq {freqs(sh.peaks)} (resolved above both neighbours)"
+        if sh.peaks
+        else "no max_freq is resolved above both its neighbours, so no peak is shown"
+    )
+    top = ", ".join(map(str, sh.highest))
+    lower = [m for m in sh.max_freqs if m not in sh.not_below_highest]
+    tied = [m for m in sh.not_below_highest if m not in sh.highest]
+    highest = f"the highest rate is at max_freq {top}"
+    if tied:
+        highest += f"; not resolved lower than it: {freqs(tuple(tied))}"
+    if lower:
+        highest += f"; resolved lower (Holm among these comparisons): {freqs(tuple(lower))}"
+    return (
+        f"{head}. Diverged: {rates}. Each max_freq against the one before, as the difference "
+        f"in the rate (Newcombe's interval): {steps}. With Holm's adjustment among these "
+        f"steps, {pattern}; {peaks}; {highest}."
     )
 
 
@@ -301,11 +365,14 @@ def findings(
     sections = [("", general)] if general else []
     for t in fits:
         name = label(t.setting)
-        lines = [
-            divergence_finding(t.divergence, family, ("divergence", name)),
-            error_finding(t.error, family, ("error", name)),
-        ]
-        lines += [s for s in [seeds_finding(t)] if s]
+        one_trend = t.shape is None or not t.shape.p < ALPHA
+        lines = (
+            [divergence_finding(t.divergence, family, ("divergence", name))] if one_trend else []
+        )
+        if t.shape is not None:
+            lines.append(shape_finding(t, family, name))
+        lines.append(error_finding(t.error, family, ("error", name)))
+        lines += [s for s in [seeds_finding(t)] if s and one_trend]
         if t.aliased:
             lines.append(
                 f"**Left out of these fits**: max_freq {freqs(t.aliased)}, aliased (the table "
@@ -722,9 +789,10 @@ def escape_model_sentence(e: escape.Escape, family: Family, name: str) -> str:
     }[m.pattern]
     return (
         f"**Escape vs max_freq: no single rate fits**: one log-linear rate of leaving the "
-        f"plateau is rejected against max_freq as categories ({shape}; discrete-time hazard "
-        f"model, conditional likelihood), so none is given. {steps}. With Holm's adjustment "
-        f"among these steps, {pattern}."
+        f"plateau does not fit against max_freq as categories at the 5% level ({shape}; the "
+        f"choice of what to print, made before Holm's adjustment; discrete-time hazard model, "
+        f"conditional likelihood), so none is given. {steps}. With Holm's adjustment among "
+        f"these steps, {pattern}."
     )
 
 

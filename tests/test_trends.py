@@ -360,7 +360,10 @@ def test_a_varying_parameter_gives_one_fit_and_summary_row_per_value():
     assert summary.groupby("dropout")["finished"].sum().to_dict() == {0.1: 200, 0.3: 200}
     metrics = trends.metrics(fits)
     assert metrics["trend_divergence_runs/dropout_0.1"] == 200
-    assert "trend_divergence_or10" not in metrics and len(metrics) == 32
+    # per setting: 16 trend numbers, the shape test, and 4 per step between max_freqs
+    per_setting = 16 + 1 + 4 * (len(MAX_FREQS) - 1)
+    assert "trend_divergence_or10" not in metrics and len(metrics) == 2 * per_setting
+    assert "trend_divergence_shape_p/dropout_0.3" in metrics
     sections = wording.findings(fits, runs, wording.Family())
     assert "Runs differ in dropout (0.1, 0.3)" in sections[0][1][0]
     assert [title for title, _ in sections[1:]] == ["dropout=0.1", "dropout=0.3"]
