@@ -53,13 +53,19 @@ def load_runs(
     return one_per_pair(tidy(pd.concat(parts, ignore_index=True)))
 
 
-def one_per_pair(runs: pd.DataFrame) -> pd.DataFrame:
+def one_per_pair(runs: pd.DataFrame, by: str = "run_key") -> pd.DataFrame:
     """The runs with one FINISHED run per study and `run_key` (the first to start): a pair two
-    sweeps both trained (made before sweeps claimed pairs, or by hand) counts once. How many
-    were left out is `attrs["duplicates"]`; runs in other states are all kept (an earlier
-    KILLED or FAILED attempt of a pair is part of the record)."""
+    sweeps both trained (made before sweeps claimed pairs, or by hand) counts once. With
+    by="params" a pair is its parameters whatever the code (runs merged from records made at
+    different commits: the same seed trained twice is one run, not two). How many were left
+    out is `attrs["duplicates"]`; runs in other states are all kept (an earlier KILLED or
+    FAILED attempt of a pair is part of the record)."""
     done = (runs["status"].eq("FINISHED") & runs["run_key"].notna()).fillna(False).to_numpy(bool)
     keys = runs["study"].astype(str) + "|" + runs["run_key"].astype(str)
+    if by == "params":
+        names = [p for p in PARAM_TYPES if p in runs]
+        keys = runs["study"].astype(str) + "|" + runs[names].astype(str).agg("|".join, axis=1)
+        done = runs["status"].eq("FINISHED").fillna(False).to_numpy(bool)
     first = runs[done].assign(_key=keys[done]).sort_values("start_time").drop_duplicates("_key")
     dropped = runs.index[done].difference(first.index)
     out = runs.drop(index=dropped).reset_index(drop=True)

@@ -10,8 +10,9 @@ A study can be grown over days or machines: `--from FOLDER` (repeatable) adds th
 earlier records (their runs.csv), and `--no_store` reads only those, so a record is rebuilt
 or re-analysed by today's analysis without the store it came from (the learning curves and
 errors by frequency, which need the store, are then kept as they were). Runs are counted once
-per study and run key (a pair trained in two places: the first kept), and the manifest lists
-its sources.
+per study and parameters (a pair trained in two places or at two commits: the first kept),
+and the manifest lists its sources. `make shape SHAPE_FIRST_SEED=32` grows a study with new
+seeds rather than training its old ones again.
 
 Running it again on the same store regenerates the same record (the date aside).
 """
@@ -116,7 +117,7 @@ def gather(
         commit = json.loads(meta.read_text()).get("commit") if meta.is_file() else None
         parts.append(part)
         given.append({"source": str(folder), "commit": commit, "runs": len(part)})
-    runs = load.one_per_pair(pd.concat(parts, ignore_index=True))
+    runs = load.one_per_pair(pd.concat(parts, ignore_index=True), by="params")
     return runs.sort_values(["max_freq", "seed", "start_time"], ignore_index=True), given
 
 

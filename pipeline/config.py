@@ -285,7 +285,16 @@ class SweepConfig(_Validated):
         f"distinct integers from 3 to {INT_MAX}, comma-separated",
     )
     seeds: int = _knob(
-        5, "seeds 0 … seeds−1 for each max_freq", _between(1, SEED_MAX), _integers(1, SEED_MAX)
+        5,
+        "how many seeds for each max_freq: first_seed … first_seed+seeds−1",
+        _between(1, SEED_MAX),
+        _integers(1, SEED_MAX),
+    )
+    first_seed: int = _knob(
+        0,
+        "the first seed (a study grown later takes the seeds after those it has)",
+        _between(0, SEED_MAX),
+        _integers(0, SEED_MAX),
     )
     workers: int = _knob(
         0, "parallel worker processes; 0 = one per CPU core", _between(0), _integers(0)
@@ -320,6 +329,18 @@ class SweepConfig(_Validated):
     @property
     def max_freq_values(self) -> list[int]:
         return [int(p) for p in self.max_freqs.split(",")]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.first_seed + self.seeds - 1 > SEED_MAX:
+            raise ConfigError(
+                "first_seed", self.first_seed, f"at most {SEED_MAX} − seeds + 1 = "
+                f"{SEED_MAX - self.seeds + 1} (the last seed must be a seed)",
+            )  # fmt: skip
+
+    @property
+    def seed_values(self) -> range:
+        return range(self.first_seed, self.first_seed + self.seeds)
 
 
 def _ratio_or_empty(text: str) -> bool:

@@ -1,6 +1,6 @@
 """Stage 4, sweep: every (max_freq, seed) pair as a full `main` run, on local processes or Ray.
 
-Reads: a SweepConfig (max_freqs, seeds, workers, study, executor, ray_address,
+Reads: a SweepConfig (max_freqs, seeds, first_seed, workers, study, executor, ray_address,
 stale_after_min) and every other experiment parameter, passed through unchanged. Writes: one
 `sweep` run (tag `study`) whose children are `main` runs named `max_freq=… seed=…`, each
 tagged `study` and `run_key` (a hash of its parameters and the pipeline's code).
@@ -82,7 +82,8 @@ def study_name(sweep: SweepConfig, raw: dict[str, Any]) -> str:
         budget = ""  # the axis says it
     elif base.train.train_steps:
         budget = f"_t{base.train.train_steps}"
-    name = f"mf{sweep.max_freqs.replace(',', '-')}_s{sweep.seeds}{budget}{varied}"
+    seeds = f"{sweep.seeds}" if not sweep.first_seed else f"{sweep.first_seed}-{sweep.seeds}"
+    name = f"mf{sweep.max_freqs.replace(',', '-')}_s{seeds}{budget}{varied}"
     return f"{name}_{digest}".replace(".", "p")
 
 
@@ -95,7 +96,7 @@ def plan(sweep: SweepConfig, raw: dict[str, Any]) -> list[Job]:
     for values in itertools.product(*axes.values()):
         setting = dict(zip(axes, values, strict=True))
         for max_freq in sweep.max_freq_values:
-            for seed in range(sweep.seeds):
+            for seed in sweep.seed_values:
                 cfg = PipelineConfig.from_strings(
                     {**raw, **setting, "max_freq": max_freq, "seed": seed}
                 )

@@ -201,3 +201,12 @@ def test_jax_compiles_are_cached_on_disk_unless_the_user_set_it_up(monkeypatch, 
     cli.use_jax_compilation_cache()
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"
     assert os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == "1000"
+
+
+def test_a_sweep_can_start_at_a_later_seed_but_not_past_the_last_one():
+    cfg = SweepConfig.from_strings({"seeds": "8", "first_seed": "32"})
+    assert list(cfg.seed_values) == list(range(32, 40))
+    with pytest.raises(
+        ConfigError, match=r"first_seed=4294967290 is not allowed: expected at most"
+    ):
+        SweepConfig.from_strings({"seeds": "8", "first_seed": "4294967290"})

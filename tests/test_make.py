@@ -103,8 +103,20 @@ def test_the_extended_budget_study_stops_runs_once_off_the_plateau():
     assert {j.params["backend"] for j in jobs} == {"jax"}
 
 
+def test_the_shape_study_covers_10_to_50_in_steps_of_5_stopping_once_decided():
+    study, jobs = planned("shape")
+    assert study == "shape"
+    cells = collections.Counter(j.params["max_freq"] for j in jobs)
+    assert cells == {m: 32 for m in range(10, 51, 5)}
+    assert {j.params["train_steps"] for j in jobs} == {6000}
+    assert {j.params["stop_on_escape"] for j in jobs} == {True}
+    assert {j.params["backend"] for j in jobs} == {"jax"}
+    _, later = planned("shape", "SHAPE_FIRST_SEED=32", "SHAPE_SEEDS=8")
+    assert sorted({j.params["seed"] for j in later}) == list(range(32, 40))  # grown, not rerun
+
+
 @pytest.mark.parametrize(
-    "target", ["study", "backends", "causes", "budget", "remainder", "extend"]
+    "target", ["study", "backends", "causes", "budget", "remainder", "extend", "shape"]
 )
 def test_a_study_target_names_its_study(target):
     study, _ = planned(target)

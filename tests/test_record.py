@@ -1,0 +1,78 @@
+"""Study records built from earlier records: a study re-read by today's analysis without its
+store, or grown over sessions and machines, each run counted once."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+from analysis import load, record
+
+BUDGET = ROOT / "docs" / "results" / "budget"
+
+
+@pytest.fixture
+def budget_copy(tmp_path):
+    folder = tmp_path / "budget"
+    shutil.copytree(BUDGET, folder)
+    return folder
+
+
+def test_a_record_is_reanalysed_from_its_runs_without_the_store(budget_copy):
+    before = json.loads((budget_copy / "manifest.json").read_text())
+    curves = (budget_copy / "learning_curves.png").read_bytes()
+    record.record(["budget"], budget_copy, "make budget", "abc1234", sources=[budget_copy],
+                  use_store=False, note="re-read")  # fmt: skip
+    info = json.loads((budget_copy / "manifest.json").read_text())
+    assert info["runs"] == 96 and info["commit"] == before["commit"]  # what ran, unchanged
+    assert info["reanalysed"] == {
+        "commit": "abc1234",
+        "date": info["generated"],
+        "note": "re-read",
+    }
+    assert info["wall_time_s"] == before["wall_time_s"] and info["sources"][0]["runs"] == 96
+    assert "--no_store" in info["regenerate"]
+    # the figures that need the store are kept, the others redrawn from the runs
+    assert (budget_copy / "learning_curves.png").read_bytes() == curves
+    md = (budget_copy / "report.md").read_text()
+    assert "![learning_curves.png](learning_curves.png)" in md
+    assert "no single rate fits" in md and "≤ 147 [" in md
+
+
+def test_a_study_grown_from_two_records_counts_each_pair_once(tmp_path, budget_copy):
+    runs = load.read_csv(budget_copy / "runs.csv")
+    # a second session: seeds 0–3 trained again at another commit, and four new seeds
+    again = runs[runs["seed"] < 4].assign(run_key="other", code_version="newer",
+                                          run_id=lambda r: r["run_id"] + "x",
+                                          start_time=lambda r: r["start_time"]
+                                          + pd.Timedelta(days=1))  # fmt: skip
+    new = runs[runs["seed"] < 4].assign(seed=lambda r: r["seed"] + 16, run_key="new",
+                                        run_id=lambda r: r["run_id"] + "y")  # fmt: skip
+    later = tmp_path / "later"
+    later.mkdir()
+    pd.concat([again, new]).to_csv(later / "runs.csv", index=False)
+    out = tmp_path / "grown"
+    record.record(["budget"], out, "make budget", "abc1234", sources=[budget_copy, later],
+                  use_store=False)  # fmt: skip
+    info = json.loads((out / "manifest.json").read_text())
+    assert info["runs"] == 96 + 24 and info["duplicates_left_out"] == 24
+    assert [s["runs"] for s in info["sources"]] == [96, 48]
+    grown = pd.read_csv(out / "runs.csv")
+    assert grown.groupby("max_freq")["seed"].nunique().eq(20).all()
+    assert not grown["run_id"].str.endswith("x").any()  # the first copy of a pair is kept
+
+
+def test_reading_only_records_needs_one(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        record.main(["--study", "budget", "--command", "x", "--commit", "y", "--no_store"])
+    assert exit_.value.code == 2
+    assert "no_store is not allowed without --from" in capsys.readouterr().err
+
+
+def test_a_folder_without_the_study_is_refused(tmp_path, budget_copy, capsys):
+    with pytest.raises(SystemExit):
+        record.main(["--study", "shape", "--command", "x", "--commit", "y", "--no_store",
+                     "--from", str(budget_copy), "--out", str(tmp_path / "o")])  # fmt: skip
+    assert "holds no runs of study 'shape'" in capsys.readouterr().err
