@@ -508,7 +508,8 @@ def rule_check(
     if not histories:
         return None
     done = part[(part["status"] == "FINISHED") & part["optimizer_steps"].notna()]
-    done = done[~stopped_of(done)]
+    if "stop_on_escape" in done:  # runs that could not have been stopped (older runs: NaN)
+        done = done[~done["stop_on_escape"].astype("boolean").fillna(False).to_numpy(bool)]
     runs = stopped = diverged = 0
     for run_id, ended, ratio in zip(
         done["run_id"], diverged_of(done), done["divergence_ratio"], strict=True

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 
 from analysis.settings import diverged_of, settings, stopped_of
 from pipeline.config import UserError
@@ -36,13 +37,12 @@ Z95 = 1.959963984540054
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion k/n (NaNs when n = 0)."""
+    """Wilson score interval for a binomial proportion k/n at the level of z (statsmodels'
+    proportion_confint; NaNs when n = 0)."""
     if n == 0:
         return math.nan, math.nan
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = proportion_confint(k, n, alpha=2 * stats.norm.sf(z), method="wilson")
+    return float(low), float(high)
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -143,6 +143,7 @@ def summarize(runs: pd.DataFrame, ratio: float | None = None) -> pd.DataFrame:
             median, median_low, median_high = median_ci(learned)
             q1, q3 = np.percentile(learned, [25, 75]) if len(learned) else (math.nan, math.nan)
             k, n = int(diverged.sum()), len(done)
+            stopped = bool(stopped_of(done).any())
             low, high = wilson_interval(k, n)
             row = {
                 **setting,
@@ -159,8 +160,9 @@ def summarize(runs: pd.DataFrame, ratio: float | None = None) -> pd.DataFrame:
                 "mae_test_learned_median_ci_high": median_high,
                 "mae_test_learned_q1": q1,
                 "mae_test_learned_q3": q3,
-                **_mae_columns(done["mae_train"], "mae_train"),
-                **_mae_columns(done["mae_test"], "mae_test"),
+                # over all finished runs: none to give where some stopped at their escape
+                **_mae_columns(done["mae_train"] * (math.nan if stopped else 1), "mae_train"),
+                **_mae_columns(done["mae_test"] * (math.nan if stopped else 1), "mae_test"),
                 "mae_test_median_converged": median,
                 "diverged": k,
                 "divergence_rate": k / n if n else math.nan,

@@ -235,6 +235,8 @@ def error_trend(runs: pd.DataFrame) -> ErrorTrend:
     freq = done["max_freq"].to_numpy(float)[keep]
     lx, ly = np.log(freq), np.log(mae[keep])
     max_freqs = tuple(sorted({int(v) for v in freq}))
+    if not max_freqs:
+        return ErrorTrend(0, max_freqs, reason="no learned runs")
     if len(max_freqs) < 2:
         return ErrorTrend(len(ly), max_freqs, reason="one max_freq")
     cells, singles = cells_of(lx, ly)
@@ -491,7 +493,8 @@ def rate_difference(
     def towards_zero(t: float) -> float:  # > 0 while the interval still excludes 0
         return sign * ends(t)[side]
 
-    zero = optimize.brentq(towards_zero, 1e-9, 40.0) if towards_zero(40.0) < 0 else 40.0
+    far = 8.0  # z of a two-sided p of 1e-15: smaller p-values are printed as that
+    zero = optimize.brentq(towards_zero, 1e-6, far) if towards_zero(far) < 0 else far
     return diff, low, high, float(2 * sps.norm.sf(zero))
 
 

@@ -154,6 +154,8 @@ FIRTH_REASONS = {
 NO_FIT = {
     "no runs": "no finished runs",
     "one max_freq": "a single max_freq: no trend to fit",
+    "no learned runs": "no run that learned has a final error (each diverged, or was stopped "
+    "at its escape by stop_on_escape, where its error is not the budget's)",
 }
 
 
@@ -1016,7 +1018,7 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
         ].to_numpy(float)
     ]  # fmt: skip
     view["learned_iqr"] = [
-        f"{fmt(a)}–{fmt(b)}"
+        "–" if math.isnan(a) else f"{fmt(a)}–{fmt(b)}"
         for a, b in s[["mae_test_learned_q1", "mae_test_learned_q3"]].to_numpy(float)
     ]
     view["all_median"] = s["mae_test_median"].map(fmt)

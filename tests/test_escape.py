@@ -242,9 +242,9 @@ def test_the_stopping_rule_is_checked_on_full_budget_histories():
     (e,) = escape.fit(runs, histories)
     assert (e.rule.runs, e.rule.stopped, e.rule.diverged) == (3, 2, 1)
     assert wording.rule_sentence(e.rule).count("1 of those ended diverged") == 1
-    stopped = runs.assign(stopped_on_escape="true")
+    stopped = runs.assign(stopped_on_escape="true", stop_on_escape=True)
     (e,) = escape.fit(stopped, histories)
-    assert e.rule is None  # stopped runs have no full history to check
+    assert e.rule is None  # runs under the rule have no full history to check
 
 
 @pytest.mark.parametrize(

@@ -335,6 +335,22 @@ def test_the_advice_is_within_one_seed_of_a_fresh_4000_study_simulation():
     assert 10 < advised < 60 and abs(advised - fresh) <= 1, (advised, fresh)
 
 
+def test_the_rate_difference_is_newcombes_and_its_p_value_agrees_with_it():
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    for k1, n1, k2, n2 in ((4, 32, 12, 32), (0, 16, 6, 16), (6, 16, 1, 16), (3, 16, 3, 16),
+                           (0, 32, 0, 32), (16, 16, 0, 16), (2, 16, 6, 16)):  # fmt: skip
+        diff, low, high, p = trends.rate_difference(k1, n1, k2, n2)
+        assert diff == k2 / n2 - k1 / n1
+        if 0 < k1 + k2 < n1 + n2:
+            ref = confint_proportions_2indep(k2, n2, k1, n1, method="newcomb", compare="diff")
+            assert (low, high) == pytest.approx(ref, abs=1e-9)
+        assert (p < 0.05) == (not low <= 0 <= high), (k1, k2, p, low, high)
+        _, low99, high99, _ = trends.rate_difference(k1, n1, k2, n2, 0.99)
+        assert (p < 0.01) == (not low99 <= 0 <= high99)
+    assert trends.rate_difference(0, 16, 6, 16)[3] == pytest.approx(0.0094, abs=5e-4)
+
+
 # --- settings ------------------------------------------------------------------------------
 
 
