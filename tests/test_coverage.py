@@ -90,3 +90,22 @@ def test_the_means_t_interval_undercovers_which_is_why_the_summary_has_none():
     assert "mae_test_ci_low" not in stats._mae_columns(
         __import__("pandas").Series(np.arange(10.0)), "mae_test"
     )
+
+
+def test_the_escape_world_is_the_budget_studys():
+    """The simulated world of the escape checks matches the budget record, max_freq by max_freq:
+    its median escape and the runs it leaves on the plateau at 6,000 updates."""
+    from conftest import ROOT
+
+    from analysis import escape, load
+
+    runs = load.read_csv(ROOT / "docs" / "results" / "budget" / "runs.csv")
+    (seen,) = escape.fit(stats.judged(runs, None))
+    table = seen.table.set_index("max_freq")
+    world = coverage.BUDGET_WORLD
+    for i, max_freq in enumerate(world.max_freqs):
+        row = table.loc[max_freq]
+        expected_left = 16 * float(world.surv(i, 6000.0))
+        assert abs(expected_left - row["plateau_budget"]) <= 2.5, max_freq
+        median = world.true_median(i)
+        assert row["median_after"] <= median * 1.3 and median <= row["median_steps"] * 1.3
