@@ -133,8 +133,8 @@ test-slow: venv postgres ## only the tests marked slow (CI runs make test, then 
 test-all: venv postgres ## the whole suite: make test and make test-slow in one run
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "slow or not slow"
 
-lint: venv ## ruff check and format check
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: venv ## ruff check and format check, and the import floors' contracts (docs/architecture.md)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache
 
 format: venv ## ruff format and autofix
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

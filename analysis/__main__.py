@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config import AnalyzeConfig, UserError
+from pipeline.config import AnalyzeConfig
+from pipeline.names import UserError
 
 
 def analyze(
@@ -58,7 +59,7 @@ def analyze(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline.cli import build_parser
+    from pipeline.command import build_parser
 
     summary = (__doc__ or "").split("\n\n")[0]
     parser = build_parser("python -m analysis", summary, [AnalyzeConfig])

@@ -79,7 +79,7 @@ class Equivalence:
 
     @property
     def different(self) -> bool:
-        return self.low95 > 1 or self.high95 < 1
+        return stats.verdict(self.low95, self.high95, 1.0) in ("grows", "falls")
 
     @property
     def verdict(self) -> str:

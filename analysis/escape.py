@@ -68,9 +68,9 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis import logistic, trends
+from analysis import logistic, stats, trends
 from analysis.settings import diverged_of, setting_suffix, settings, stopped_of, well_posed
-from pipeline import evaluate, progress
+from pipeline import names, progress
 
 REQUIRED = ("optimizer_steps", "steps_per_epoch")
 ALPHA = 0.05  # the shape test's level, and Holm's within the steps
@@ -384,7 +384,7 @@ class HazardModel:
         """The single rate's: 'faster', 'slower' (escape as max_freq grows), 'cannot tell'."""
         if not self.method:
             return "no fit"
-        word = trends.verdict(self.or10_low, self.or10_high, 1.0)
+        word = stats.verdict(self.or10_low, self.or10_high, 1.0)
         return {"grows": "faster", "falls": "slower"}.get(word, "cannot tell")
 
     @property
@@ -544,7 +544,7 @@ class Escape:
     aliased: tuple[int, ...] = ()  # max_freqs in the table and curves, not in the fits
 
 
-MODE_COLUMNS = tuple(f"mode_{m}" for m in evaluate.FAILURE_MODES)
+MODE_COLUMNS = tuple(f"mode_{m}" for m in names.FAILURE_MODES)
 
 
 def _at(curve: pd.DataFrame, when: float) -> int:
@@ -585,7 +585,7 @@ def per_max_freq(rec: pd.DataFrame, budget: float, curves: dict) -> pd.DataFrame
                 **row,
                 "late_escapes": counts["plateau_quarter"] - counts["plateau_budget"],
                 "diverged_end": int(group["diverged"].sum()),
-                **{f"mode_{m}": int((modes == m).sum()) for m in evaluate.FAILURE_MODES},
+                **{f"mode_{m}": int((modes == m).sum()) for m in names.FAILURE_MODES},
                 "mode_unknown": int(modes.isna().sum()),
             }
         )

@@ -11,7 +11,8 @@ import pandas as pd
 
 from analysis import store
 from pipeline import tracking
-from pipeline.config import DataConfig, EvalConfig, TrainConfig, UserError
+from pipeline.config import DataConfig, EvalConfig, TrainConfig
+from pipeline.names import UserError
 
 PARAM_TYPES = {
     f.name: f.type for c in (DataConfig, TrainConfig, EvalConfig) for f in dataclasses.fields(c)

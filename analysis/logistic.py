@@ -15,6 +15,10 @@ diverged (the likelihood, its penalty and every interval are those of the ungrou
   likelihood** intervals, {b: 2·(l*(β̂) − max l*(β | β_j = b)) ≤ χ²₁(0.95)}, and p-values come
   from the penalised likelihood ratio at β_j = 0 (two-sided), as R's logistf computes them by
   default. `profile()` is the routine both trends and factors use.
+
+Both estimators are `fit_many`, which fits many replicates of one design at once (the seed
+advice simulates thousands of studies); `maximum_likelihood` and `firth` are it for one study,
+so a simulated study is fitted exactly as the report fits a real one.
 """
 
 import math
@@ -48,26 +52,15 @@ class Data:
 
     def loglike(self, beta: np.ndarray) -> float:
         eta = self.x @ beta
-        softplus = np.maximum(eta, 0) + log1p(np.exp(-np.abs(eta)))  # log(1 + e^η), no overflow
-        return float(self.events @ eta - self.trials @ softplus)
+        return float(self.events @ eta - self.trials @ _softplus(eta))
 
     def information(self, beta: np.ndarray) -> np.ndarray:
         p = expit(self.x @ beta)
-        return (self.x.T * (self.trials * p * (1 - p))) @ self.x
+        return information(self.x, (self.trials * p * (1 - p))[None])[0]
 
     def penalised(self, beta: np.ndarray) -> float:
         """Firth's penalised log likelihood; −1e300 where the information is singular."""
-        with np.errstate(all="ignore"):
-            sign, logdet = np.linalg.slogdet(self.information(beta))
-            value = self.loglike(beta) + 0.5 * logdet
-        return float(value) if sign > 0 and np.isfinite(value) else -1e300
-
-    def firth_score(self, beta: np.ndarray, cov: np.ndarray) -> np.ndarray:
-        """The gradient of the penalised log likelihood: Xᵀ(k − n·p + h·(½ − p))."""
-        p = expit(self.x @ beta)
-        w = self.trials * p * (1 - p)
-        hat = w * np.einsum("ij,jk,ik->i", self.x, cov, self.x)
-        return self.x.T @ (self.events - self.trials * p + hat * (0.5 - p))
+        return float(objective(self.x, self.events[None], self.trials[None], beta[None], True)[0])
 
 
 # --- separation and few events ---------------------------------------------------------------
@@ -101,52 +94,132 @@ def firth_reason(data: Data) -> str:
 # --- the estimates ---------------------------------------------------------------------------
 
 
-def maximum_likelihood(data: Data, free: np.ndarray | None = None, start=None) -> np.ndarray:
-    """Newton–Raphson with step halving; `free` marks the coefficients fitted (others stay
-    at `start`). Raises RuntimeError when it does not converge."""
-    beta = np.zeros(data.x.shape[1]) if start is None else np.array(start, dtype=float)
-    free = np.ones(len(beta), bool) if free is None else free
-    value = data.loglike(beta)
-    for _ in range(200):
-        p = expit(data.x @ beta)
-        score = data.x.T @ (data.events - data.trials * p)
-        info = data.information(beta)
-        step = np.zeros_like(beta)
-        step[free] = np.linalg.solve(info[np.ix_(free, free)], score[free])
-        while True:
-            new = data.loglike(beta + step)
-            if new >= value - 1e-12 or np.abs(step).max() < 1e-12:
+def _softplus(eta: np.ndarray) -> np.ndarray:
+    """log(1 + e^η) without overflow."""
+    return np.maximum(eta, 0) + log1p(np.exp(-np.abs(eta)))
+
+
+def information(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Xᵀ·diag(w)·X for each replicate: w (R, rows) → (R, p, p)."""
+    return np.einsum("rk,ki,kj->rij", w, x, x)
+
+
+def objective(
+    x: np.ndarray, k: np.ndarray, n: np.ndarray, beta: np.ndarray, firth: bool
+) -> np.ndarray:
+    """Each replicate's log likelihood (k, n (R, rows); beta (R, p)), or with firth its
+    penalised one, −1e300 where the information is singular."""
+    eta = beta @ x.T
+    value = np.sum(k * eta, axis=1) - np.sum(n * _softplus(eta), axis=1)
+    if not firth:
+        return value
+    p = expit(eta)
+    with np.errstate(all="ignore"):
+        sign, logdet = np.linalg.slogdet(information(x, n * p * (1 - p)))
+        value = value + 0.5 * logdet
+    return np.where((sign > 0) & np.isfinite(value), value, -1e300)
+
+
+def _stacked(f, *args: np.ndarray) -> np.ndarray:
+    """np.linalg's f over stacked matrices, NaN for a singular one instead of an error for all
+    (a replicate with a NaN step stops, not converged)."""
+    try:
+        return f(*args)
+    except np.linalg.LinAlgError:
+        out = []
+        for parts in zip(*args, strict=True):
+            try:
+                out.append(f(*parts))
+            except np.linalg.LinAlgError:
+                out.append(np.full_like(parts[-1], math.nan))
+        return np.array(out)
+
+
+def fit_many(
+    x: np.ndarray,
+    events: np.ndarray,
+    trials: np.ndarray,
+    firth: bool = False,
+    free: np.ndarray | None = None,
+    start: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximum likelihood or Firth's estimate for R replicates of one design at once (the seed
+    advice simulates thousands; a single fit is R = 1): events (R, rows) of trials (rows,) or
+    (R, rows) at design x (rows, p). `free` marks the coefficients fitted, the others stay at
+    `start` (zeros by default; (p,) or (R, p)). Returns beta (R, p), the objective there (the
+    log likelihood, or the penalised one) (R,) and whether each converged (R,).
+
+    Maximum likelihood: Newton–Raphson steps, halved while they lower the likelihood, at most
+    200. Firth: Fisher-scoring steps on Firth's modified score Xᵀ(k − n·p + h·(½ − p)), halved
+    when they turn back on the last one (the scoring step can overshoot and oscillate) and
+    while they lower the penalised likelihood, at most 500. Converged: a step below 1e-10."""
+    x = np.asarray(x, dtype=float)
+    k = np.asarray(events, dtype=float)
+    n = np.broadcast_to(np.asarray(trials, dtype=float), k.shape)
+    terms = x.shape[1]
+    free = np.ones(terms, bool) if free is None else np.asarray(free, bool)
+    cols = np.flatnonzero(free)
+    beta = np.zeros((len(k), terms))
+    if start is not None:
+        beta[:] = start
+    value = objective(x, k, n, beta, firth)
+    last = np.zeros_like(beta)
+    done = np.zeros(len(k), bool)
+    active = np.arange(len(k))
+    for _ in range(500 if firth else 200):
+        b, kk, nn = beta[active], k[active], n[active]
+        p = expit(b @ x.T)
+        w = nn * p * (1 - p)
+        info = information(x, w)
+        resid = kk - nn * p
+        if firth:
+            hat = w * np.einsum("ki,rij,kj->rk", x, _stacked(np.linalg.inv, info), x)
+            resid = resid + hat * (0.5 - p)
+        score = resid @ x
+        step = np.zeros_like(b)
+        if len(cols) == terms:
+            step = _stacked(np.linalg.solve, info, score[..., None])[..., 0]
+        elif len(cols):
+            sub = info[:, cols][:, :, cols]
+            step[:, cols] = _stacked(np.linalg.solve, sub, score[:, cols, None])[..., 0]
+        if firth:
+            step[np.sum(step * last[active], axis=1) < 0] /= 2
+        size = np.abs(step).max(axis=1)
+        stuck = ~np.isfinite(size)  # a singular information: it stops here, not converged
+        step[stuck], size[stuck] = 0, 0
+        new = objective(x, kk, nn, b + step, firth)
+        while True:  # halve while the objective falls
+            worse = ~(new >= value[active] - 1e-12) & (size > 1e-12)
+            if not worse.any():
                 break
-            step /= 2
-        beta, value = beta + step, new
-        if np.abs(step).max() < 1e-10:
-            return beta
-    raise RuntimeError("maximum likelihood did not converge")
+            step[worse] /= 2
+            size[worse] /= 2
+            new[worse] = objective(x, kk[worse], nn[worse], b[worse] + step[worse], firth)
+        beta[active], last[active], value[active] = b + step, step, new
+        moving = size >= 1e-10
+        done[active] = ~moving & ~stuck
+        active = active[moving]
+        if not len(active):
+            break
+    return beta, value, done
+
+
+def maximum_likelihood(data: Data, free: np.ndarray | None = None, start=None) -> np.ndarray:
+    """fit_many's maximum likelihood for one study; `free` marks the coefficients fitted
+    (others stay at `start`). Raises RuntimeError when it does not converge."""
+    beta, _, converged = fit_many(data.x, data.events[None], data.trials, False, free, start)
+    if not converged[0]:
+        raise RuntimeError("maximum likelihood did not converge")
+    return beta[0]
 
 
 def firth(data: Data, free: np.ndarray | None = None, start=None) -> np.ndarray:
-    """Fisher-scoring steps on Firth's modified score, halved while they lower the penalised
-    likelihood and when they turn back on the last one (the scoring step can overshoot and
-    oscillate); `free` as in maximum_likelihood. Raises RuntimeError if it does not converge."""
-    p_ = data.x.shape[1]
-    beta = np.zeros(p_) if start is None else np.array(start, dtype=float)
-    free = np.ones(p_, bool) if free is None else free
-    last = np.zeros(p_)
-    for _ in range(500):
-        info = data.information(beta)
-        cov = np.linalg.inv(info)
-        score = data.firth_score(beta, cov)
-        step = np.zeros(p_)
-        step[free] = np.linalg.solve(info[np.ix_(free, free)], score[free])
-        if step @ last < 0:
-            step = step / 2
-        start_value = data.penalised(beta)
-        while data.penalised(beta + step) < start_value - 1e-12 and np.abs(step).max() > 1e-12:
-            step = step / 2
-        beta, last = beta + step, step
-        if np.abs(step).max() < 1e-10:
-            return beta
-    raise RuntimeError(f"Firth iteration did not converge (last step {step})")
+    """fit_many's Firth estimate for one study; `free` as in maximum_likelihood. Raises
+    RuntimeError if it does not converge."""
+    beta, _, converged = fit_many(data.x, data.events[None], data.trials, True, free, start)
+    if not converged[0]:
+        raise RuntimeError("Firth iteration did not converge")
+    return beta[0]
 
 
 def profile(

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import tracking
-from pipeline.config import UserError
+from pipeline.names import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"

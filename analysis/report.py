@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import backends, escape, factors, figures, stats, store, trends, wording
+from analysis import backends, escape, factors, family, figures, stats, store, trends, wording
 from analysis.settings import label, setting_suffix, settings, varying_params
 
 FIGURES = (
@@ -193,7 +193,7 @@ class Results:
     effects: factors.FactorEffects | None
     comparison: backends.BackendComparison | None
     escapes: list[escape.Escape]
-    family: wording.Family
+    family: family.Family
 
     def metrics(self) -> dict[str, float]:
         """The fits' metrics for the `analysis` run, with the Holm-adjusted p-values of the
@@ -234,7 +234,7 @@ def analyse(
     comparison = backends.compare(judged, resamples, seed)
     escapes = escape.fit(judged, histories)
     return Results(
-        fits, effects, comparison, escapes, wording.family_of(fits, effects, comparison, escapes)
+        fits, effects, comparison, escapes, family.family_of(fits, effects, comparison, escapes)
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import PARAM_TYPES
-from pipeline.jobs import GRID_AXES_TAG
+from pipeline.names import GRID_AXES_TAG
 
 GRID_AXES = ("max_freq", "seed")  # every sweep's axes; others are named by the grid_axes tag
 

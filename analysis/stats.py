@@ -30,10 +30,18 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis.settings import diverged_of, settings, stopped_of
-from pipeline.config import UserError
-from pipeline.evaluate import NONE, NONFINITE, divergence_reason
+from pipeline.names import NONE, NONFINITE, UserError
+from pipeline.progress import divergence_reason
 
 Z95 = 1.959963984540054
+
+
+def verdict(low: float, high: float, null: float) -> str:
+    """The one rule for reading an interval: 'grows' (it lies above `null`), 'falls' (below),
+    'cannot tell' (it contains `null`: not resolved, never "no effect") or 'no fit'."""
+    if math.isnan(low) or math.isnan(high):
+        return "no fit"
+    return "grows" if low > null else "falls" if high < null else "cannot tell"
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -78,7 +86,7 @@ def median_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, fl
 
 def rejudge(runs: pd.DataFrame, ratio: float | None) -> pd.Series:
     """The divergence verdict at another threshold, from the logged mae_ratio_train, by the
-    pipeline's own rule (pipeline.evaluate.divergence_reason); a run whose loss went non-finite
+    pipeline's own rule (pipeline.progress.divergence_reason); a run whose loss went non-finite
     stays diverged. None keeps the logged verdict."""
     if ratio is None:
         return runs["diverged"]

@@ -11,7 +11,6 @@ Tracking servers and other databases always use the public API.
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
@@ -163,9 +162,9 @@ def artifact_uris(run_ids: Sequence[str], fast: bool = True) -> dict[str, str]:
 def read_artifact_csv(artifact_uri: str, path: str) -> pd.DataFrame | None:
     """A CSV artifact, read in place when the artifact store is a local folder."""
     try:
-        parsed = urlparse(artifact_uri)
-        if parsed.scheme in ("", "file"):
-            return pd.read_csv(Path(unquote(parsed.path)) / path)
+        folder = tracking.local_folder(artifact_uri)
+        if folder is not None:
+            return pd.read_csv(folder / path)
         return pd.read_csv(tracking.download(f"{artifact_uri}/{path}"))
     except Exception:  # a missing or unreachable artifact should not sink a report
         return None

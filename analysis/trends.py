@@ -45,11 +45,12 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 from scipy import stats as sps
-from scipy.special import expit, log1p
+from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
 from analysis import logistic
 from analysis.settings import diverged_of, setting_suffix, settings, well_posed
+from analysis.stats import verdict
 
 LEVEL = logistic.LEVEL
 Z = logistic.Z
@@ -59,13 +60,6 @@ SEED_CAP = 1000  # beyond this many seeds per max_freq we say "no feasible numbe
 # Simulated studies per candidate number of seeds: enough that the advice is within one seed
 # of what a fresh simulation of as many studies needs (at 400 it fell about 2 short).
 SEED_REPLICATES = 4000
-
-
-def verdict(low: float, high: float, null: float) -> str:
-    """'grows', 'falls', 'cannot tell' (the interval contains `null`) or 'no fit'."""
-    if math.isnan(low) or math.isnan(high):
-        return "no fit"
-    return "grows" if low > null else "falls" if high < null else "cannot tell"
 
 
 # --- divergence ------------------------------------------------------------------------------
@@ -270,71 +264,13 @@ def error_curve(trend: ErrorTrend, max_freq: np.ndarray) -> pd.DataFrame:
 # --- how many seeds: simulation of the report's own fit --------------------------------------
 
 
-def _softplus(eta: np.ndarray) -> np.ndarray:
-    return np.maximum(eta, 0) + log1p(np.exp(-np.abs(eta)))
-
-
-def _batch_fit(x: np.ndarray, k: np.ndarray, n: int, firth: bool, free_slope: bool = True):
-    """Newton (maximum likelihood) or Fisher scoring on Firth's modified score (firth), with
-    logistic.py's step rules, for many replicates at once: x (K,) centred max_freqs, k (R, K)
-    events of n trials each. Returns (beta (R, 2), objective (R,), converged (R,)); with
-    free_slope False the slope stays 0."""
-    design = np.column_stack([np.ones_like(x), x])
-    beta = np.zeros((len(k), 2))
-    free = np.array([True, free_slope])
-
-    def objective(b, kk=k):
-        eta = b @ design.T
-        value = np.sum(kk * eta, axis=1) - n * np.sum(_softplus(eta), axis=1)
-        if firth:
-            p = expit(eta)
-            info = np.einsum("rk,ki,kj->rij", n * p * (1 - p), design, design)
-            sign, logdet = np.linalg.slogdet(info)
-            value = np.where(sign > 0, value + 0.5 * logdet, -1e300)
-        return value
-
-    value = objective(beta)
-    last = np.zeros_like(beta)
-    done = np.zeros(len(k), bool)
-    for _ in range(500):
-        p = expit(beta @ design.T)
-        w = n * p * (1 - p)
-        info = np.einsum("rk,ki,kj->rij", w, design, design)
-        resid = k - n * p
-        if firth:
-            cov = np.linalg.inv(info)
-            hat = w * np.einsum("ki,rij,kj->rk", design, cov, design)
-            resid = resid + hat * (0.5 - p)
-        score = resid @ design
-        step = np.zeros_like(beta)
-        if free_slope:
-            step = np.linalg.solve(info, score[..., None])[..., 0]
-        else:
-            step[:, 0] = score[:, 0] / info[:, 0, 0]
-        step[done] = 0
-        if firth:
-            turn = np.sum(step * last, axis=1) < 0
-            step[turn] /= 2
-        new = objective(beta + step)
-        for _ in range(60):  # halve while the objective falls
-            worse = (new < value - 1e-12) & (np.abs(step).max(axis=1) > 1e-12)
-            if not worse.any():
-                break
-            step[worse] /= 2
-            new[worse] = objective(beta[worse] + step[worse], k[worse])
-        beta, last, value = beta + step, step, np.where(done, value, new)
-        done |= np.abs(step).max(axis=1) < 1e-10
-        if done.all():
-            break
-    beta[:, ~free] = 0
-    return beta, value, done
-
-
 def batch_p_values(x: np.ndarray, k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """For R simulated studies (events k (R, K) of n runs at each centred max_freq x): the
     two-sided p-value of no trend and the sign of the fitted slope, by exactly the decisions
-    and estimators of logistic.fit (tests check they agree); NaN where it makes no fit."""
+    of logistic.fit and its estimators (logistic.fit_many; tests check they agree); NaN where
+    it makes no fit."""
     k = np.asarray(k, dtype=float)
+    design = np.column_stack([np.ones_like(x), x])
     total, runs = k.sum(axis=1), n * k.shape[1]
     p_out, sign = np.full(len(k), math.nan), np.zeros(len(k))
     fits = (total > 0) & (total < runs)
@@ -343,31 +279,28 @@ def batch_p_values(x: np.ndarray, k: np.ndarray, n: int) -> tuple[np.ndarray, np
     hi_on = np.where(on, x, -np.inf).max(axis=1)
     lo_off = np.where(off, x, np.inf).min(axis=1)
     hi_off = np.where(off, x, -np.inf).max(axis=1)
-    separated = (hi_off <= lo_on) | (hi_on <= lo_off)
-    few = np.minimum(total, runs - total) < logistic.MIN_EVENTS
+    separated = (hi_off <= lo_on) | (hi_on <= lo_off)  # logistic.separated's threshold check
+    few = np.minimum(total, runs - total) < logistic.MIN_EVENTS * (design.shape[1] - 1)
     use_firth = separated | few
     fallback = np.zeros(len(k), bool)
     for firth in (False, True):
         rows = np.flatnonzero(fits & (use_firth == firth))
         if not len(rows):
             continue
-        beta, top, ok = _batch_fit(x, k[rows], n, firth)
-        if firth:
-            _, nul, ok0 = _batch_fit(x, k[rows], n, True, free_slope=False)
+        beta, top, ok = logistic.fit_many(design, k[rows], n, firth)
+        if firth:  # the penalised likelihood ratio at slope 0, as logistic.profile
+            _, nul, ok0 = logistic.fit_many(design, k[rows], n, True, free=np.array([1, 0], bool))
             p = sps.chi2.sf(2 * np.maximum(0.0, top - nul), 1)
             ok &= ok0
-        else:
-            design = np.column_stack([np.ones_like(x), x])
-            pr = expit(beta @ design.T)
-            info = np.einsum("rk,ki,kj->rij", n * pr * (1 - pr), design, design)
-            se = np.sqrt(np.linalg.inv(info)[:, 1, 1])
-            p = 2 * sps.norm.sf(np.abs(beta[:, 1]) / se)
+        else:  # Wald, where it converged (the others fall back below)
+            pr = expit(beta[ok] @ design.T)
+            cov = np.linalg.inv(logistic.information(design, n * pr * (1 - pr)))
+            p = np.full(len(rows), math.nan)
+            p[ok] = 2 * sps.norm.sf(np.abs(beta[ok, 1]) / np.sqrt(cov[:, 1, 1]))
         p_out[rows], sign[rows] = p, np.sign(beta[:, 1])
         fallback[rows[~ok]] = True
-    for r in np.flatnonzero(fallback):  # the rare replicate that did not converge here
-        result = logistic.fit(
-            logistic.Data.of(np.column_stack([np.ones_like(x), x]), k[r], np.full(len(x), n))
-        )
+    for r in np.flatnonzero(fallback):  # where the fit did not converge: logistic.fit decides
+        result = logistic.fit(logistic.Data.of(design, k[r], np.full(len(x), n)))
         p_out[r] = result.p[1] if result.method else math.nan
         sign[r] = np.sign(result.beta[1]) if result.method else 0
     return p_out, sign

@@ -13,18 +13,17 @@ Rules of the wording:
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
 from analysis import backends, escape, factors, stats, trends
+from analysis.family import ALPHA, Family
 from analysis.settings import GRID_AXES, declared_axes, label, value_text, varying_params
-from pipeline import evaluate
+from pipeline import names
 from pipeline.config import DataConfig
 
-ALPHA = 0.05
 PER = trends.PER
 
 
@@ -55,87 +54,26 @@ def sentence_case(text: str) -> str:
     return text[0].upper() + text[1:] if text else text
 
 
-# --- the family of tests and Holm's adjustment -----------------------------------------------
+# --- the family's words ------------------------------------------------------------------------
 
 
-@dataclass
-class Family:
-    """The report's tests: key → raw two-sided p; Holm-adjusted together."""
-
-    raw: dict[tuple, float] = field(default_factory=dict)
-    adjusted: dict[tuple, float] = field(default_factory=dict)
-
-    def add(self, key: tuple, p: float) -> None:
-        if p is not None and not math.isnan(p):
-            self.raw[key] = float(p)
-
-    def adjust(self) -> "Family":
-        if self.raw:
-            keys = list(self.raw)
-            holm = multipletests([self.raw[k] for k in keys], method="holm")[1]
-            self.adjusted = dict(zip(keys, map(float, holm), strict=True))
-        return self
-
-    def holm(self, key: tuple) -> float:
-        return self.adjusted.get(key, math.nan)
-
-    def text(self, key: tuple) -> str:
-        """'two-sided p = 0.03, Holm-adjusted 0.2 over the report's 9 tests'."""
-        if key not in self.raw:
-            return "no p-value"
-        n = len(self.raw)
-        return (
-            f"two-sided p {'' if self.raw[key] < 0.001 else '= '}{p_text(self.raw[key])}, "
-            f"Holm-adjusted {p_text(self.holm(key))} over the report's {n} test{'s' * (n != 1)}"
-        )
-
-    def caveat(self, key: tuple, significant: bool) -> str:
-        """For a verdict that rests on an interval excluding no effect: a warning when it does
-        not survive the adjustment."""
-        if significant and self.holm(key) >= ALPHA:
-            return " (not significant after Holm's adjustment for the report's tests)"
-        return ""
+def tests_text(family: Family, key: tuple) -> str:
+    """'two-sided p = 0.03, Holm-adjusted 0.2 over the report's 9 tests'."""
+    if key not in family.raw:
+        return "no p-value"
+    n = len(family.raw)
+    return (
+        f"two-sided p {'' if family.raw[key] < 0.001 else '= '}{p_text(family.raw[key])}, "
+        f"Holm-adjusted {p_text(family.holm(key))} over the report's {n} test{'s' * (n != 1)}"
+    )
 
 
-def family_of(
-    fits: list[trends.Trends],
-    effects: factors.FactorEffects | None,
-    comparison: backends.BackendComparison | None,
-    escapes: list[escape.Escape],
-) -> Family:
-    f = Family()
-    for t in fits:
-        name = label(t.setting)
-        if t.shape is None or not t.shape.p < ALPHA:
-            f.add(("divergence", name), t.divergence.p)
-        if t.shape is not None:
-            f.add(("divergence_shape", name), t.shape.p)
-            for row in t.shape.steps.itertuples(index=False):
-                f.add(("divergence_step", name, row.max_freq), row.p)
-        f.add(("error", name), t.error.p)
-    for e in escapes:
-        name = label(e.setting)
-        f.add(("escape_shape", name), e.model.shape_p)
-        if e.model.one_rate:
-            f.add(("escape_trend", name), e.model.or10_p)
-        for row in e.model.steps.itertuples(index=False):
-            f.add(("escape_step", name, row.max_freq), row.p)
-        f.add(("budget", name), e.at_budget.p)
-    if effects is not None:
-        for name, test in effects.additivity.items():
-            f.add(("additivity", name), test.p)
-        for row in effects.table.itertuples(index=False):
-            if not _suppressed(effects, "divergence"):
-                f.add(("factor_or", row.key), row.or_p)
-            if not _suppressed(effects, "mae_ratio"):
-                f.add(("factor_median", row.key), row.median_p)
-    if comparison is not None:
-        params = backends.setting_columns(comparison.table)
-        for _, row in comparison.table.iterrows():
-            where = backends.where(row, params)
-            f.add(("backend_mwu", where), row["mwu_p"])
-            f.add(("backend_fisher", where), row["divergence_p"])
-    return f.adjust()
+def caveat(family: Family, key: tuple, significant: bool) -> str:
+    """For a verdict that rests on an interval excluding no effect: a warning when it does
+    not survive the adjustment."""
+    if significant and family.holm(key) >= ALPHA:
+        return " (not significant after Holm's adjustment for the report's tests)"
+    return ""
 
 
 # --- findings ---------------------------------------------------------------------------------
@@ -184,7 +122,7 @@ def divergence_finding(d: trends.DivergenceTrend, family: Family, key: tuple) ->
             f"({FIRTH_REASONS.get(d.reason, d.reason)}), profile-likelihood interval"
         )
     interval = f"95% CI {fmt(d.or10_low)} to {fmt(d.or10_high)}"
-    tests = family.text(key)
+    tests = tests_text(family, key)
     if d.verdict == "cannot tell":
         return (
             f"**Divergence vs max_freq: not resolved**: the odds of diverging change by a "
@@ -192,9 +130,9 @@ def divergence_finding(d: trends.DivergenceTrend, family: Family, key: tuple) ->
             f"(estimate {fmt(d.or10)}; {tests}); {counted}; {how}."
         )
     word = "grows" if d.verdict == "grows" else "falls"
-    caveat = family.caveat(key, True)
+    warning = caveat(family, key, True)
     return (
-        f"**Divergence {word} with max_freq**{caveat}: the odds of diverging multiply by "
+        f"**Divergence {word} with max_freq**{warning}: the odds of diverging multiply by "
         f"{fmt(d.or10)} per +{PER} max_freq ({interval}; {tests}); {counted}; {how}."
     )
 
@@ -209,7 +147,7 @@ def shape_finding(t: trends.Trends, family: Family, name: str) -> str:
     sh = t.shape
     test = (
         f"deviance {fmt(sh.lack_of_fit)} on {sh.df} df against max_freq as categories, "
-        f"{family.text(('divergence_shape', name))}"
+        f"{tests_text(family, ('divergence_shape', name))}"
     )
     if sh.p < ALPHA:
         head = (
@@ -227,7 +165,7 @@ def shape_finding(t: trends.Trends, family: Family, name: str) -> str:
     )
     steps = "; ".join(
         f"{r.max_freq} vs {r.previous}: {signed(r.diff)} (95% CI {fmt(r.low)} to {fmt(r.high)}; "
-        f"{family.text(('divergence_step', name, r.max_freq))})"
+        f"{tests_text(family, ('divergence_step', name, r.max_freq))})"
         for r in sh.steps.itertuples(index=False)
     )
     pattern = {
@@ -279,13 +217,13 @@ def error_finding(e: trends.ErrorTrend, family: Family, key: tuple) -> str:
         return (
             f"**Error of the runs that learned vs max_freq: not resolved**: the exponent b in "
             f"test MAE ∝ max_freq^b lies between {e.low:.2f} and {e.high:.2f} (estimate "
-            f"{e.exponent:.2f}; {family.text(key)}; {how}).{singles}"
+            f"{e.exponent:.2f}; {tests_text(family, key)}; {how}).{singles}"
         )
     word = "grows" if e.verdict == "grows" else "falls"
     return (
         f"**The error of the runs that learned {word} with max_freq**"
-        f"{family.caveat(key, True)}: the typical (geometric-mean) test MAE goes like "
-        f"max_freq^{e.exponent:.2f} ({interval}; {family.text(key)}; {how}).{singles}"
+        f"{caveat(family, key, True)}: the typical (geometric-mean) test MAE goes like "
+        f"max_freq^{e.exponent:.2f} ({interval}; {tests_text(family, key)}; {how}).{singles}"
     )
 
 
@@ -418,29 +356,29 @@ def _effect_part(row, e: factors.FactorEffects, family: Family, outcome: str) ->
             return f"{what}: no estimate"
         if math.isnan(low):
             return f"{what} differs by {fmt(value)}{per} (no interval: one run per cell)"
-        if low > null or high < null:
+        if stats.verdict(low, high, null) in ("grows", "falls"):
             how = "higher" if low > null else "lower"
             return (
-                f"{what} is {fmt(abs(value))} {how}{per}{family.caveat(key, True)} (95% CI "
-                f"{fmt(low)} to {fmt(high)}; {family.text(key)})"
+                f"{what} is {fmt(abs(value))} {how}{per}{caveat(family, key, True)} (95% CI "
+                f"{fmt(low)} to {fmt(high)}; {tests_text(family, key)})"
             )
         return (
             f"{what}: not resolved, the difference lies between {fmt(low)} and {fmt(high)}{per} "
-            f"(estimate {fmt(value)}; {family.text(key)})"
+            f"(estimate {fmt(value)}; {tests_text(family, key)})"
         )
     key, value, low, high = ("factor_or", row["key"]), *row[["odds_ratio", "or_low", "or_high"]]
     if _suppressed(e, outcome):
         return f"divergence: see the cells ({CELLS_WHY[e.cells_instead(outcome)]})"
     if math.isnan(value):
         return f"divergence: {DIVERGENCE_NO_FIT.get(e.divergence.reason, e.divergence.reason)}"
-    if low > 1 or high < 1:
+    if stats.verdict(low, high, 1.0) in ("grows", "falls"):
         return (
-            f"the odds of diverging multiply by {fmt(value)}{per}{family.caveat(key, True)} "
-            f"(95% CI {fmt(low)} to {fmt(high)}; {family.text(key)})"
+            f"the odds of diverging multiply by {fmt(value)}{per}{caveat(family, key, True)} "
+            f"(95% CI {fmt(low)} to {fmt(high)}; {tests_text(family, key)})"
         )
     return (
         f"divergence: not resolved, the odds ratio lies between {fmt(low)} and {fmt(high)}{per} "
-        f"(estimate {fmt(value)}; {family.text(key)})"
+        f"(estimate {fmt(value)}; {tests_text(family, key)})"
     )
 
 
@@ -476,7 +414,8 @@ def _additivity_sentence(e: factors.FactorEffects, family: Family) -> list[str]:
         test = e.additivity.get(outcome)
         key = ("additivity", outcome)
         stat = (
-            f"{test.test} statistic {fmt(test.statistic)} on {test.df} df; {family.text(key)}"
+            f"{test.test} statistic {fmt(test.statistic)} on {test.df} df; "
+            f"{tests_text(family, key)}"
             if test is not None
             else ""
         )
@@ -499,7 +438,7 @@ def _additivity_sentence(e: factors.FactorEffects, family: Family) -> list[str]:
             continue
         if test.rejected:
             out.append(
-                f"**The factors interact for {what}**{family.caveat(key, True)}: additivity is "
+                f"**The factors interact for {what}**{caveat(family, key, True)}: additivity is "
                 f"rejected ({stat}), so main effects would misstate them; read the cells "
                 "below instead."
             )
@@ -623,7 +562,7 @@ def backend_sentences(b: backends.BackendComparison, family: Family) -> list[str
         parts = [
             f"{backends.label_of(r, params)}: {other}/{ref} {fmt(r['median_ratio'])} (95% CI "
             f"{fmt(r['ratio_low'])} to {fmt(r['ratio_high'])}; "
-            f"{family.text(('backend_mwu', backends.where(r, params)))})"
+            f"{tests_text(family, ('backend_mwu', backends.where(r, params)))})"
             for _, r in t.iterrows()
         ]
         out.append(
@@ -634,7 +573,7 @@ def backend_sentences(b: backends.BackendComparison, family: Family) -> list[str
     parts = [
         f"{backends.label_of(r, params)}: {ref} {r['ref_diverged']:.0f}/{r['ref_runs']:.0f} vs "
         f"{other} {r['other_diverged']:.0f}/{r['other_runs']:.0f} "
-        f"({family.text(('backend_fisher', backends.where(r, params)))})"
+        f"({tests_text(family, ('backend_fisher', backends.where(r, params)))})"
         for _, r in t.iterrows()
     ]
     out.append("**Divergence by max_freq** (Fisher's exact test): " + "; ".join(parts) + ".")
@@ -731,7 +670,7 @@ def steps_text(m: escape.HazardModel, family: Family, name: str) -> str:
         key = ("escape_step", name, row.max_freq)
         parts.append(
             f"{row.max_freq} vs {row.previous}: {fmt(row.theta)} (95% CI {fmt(row.low)} to "
-            f"{fmt(row.high)}; {family.text(key)})"
+            f"{fmt(row.high)}; {tests_text(family, key)})"
         )
     return "; ".join(parts)
 
@@ -746,7 +685,7 @@ def escape_model_sentence(e: escape.Escape, family: Family, name: str) -> str:
         return f"**Escape vs max_freq**: {why} ({m.events} of {m.runs} runs escaped)."
     shape = (
         f"likelihood ratio {fmt(m.shape_stat)} on {m.shape_df} df, "
-        f"{family.text(('escape_shape', name))}"
+        f"{tests_text(family, ('escape_shape', name))}"
     )
     steps = (
         "Each max_freq against the one before, as θ, the chance that a run at the larger one "
@@ -771,14 +710,14 @@ def escape_model_sentence(e: escape.Escape, family: Family, name: str) -> str:
                 f"**Escape vs max_freq: not resolved**: {fits}; the odds of leaving the plateau "
                 f"at a check change by a factor between {fmt(m.or10_low)} and "
                 f"{fmt(m.or10_high)} per +{PER} max_freq (estimate {fmt(m.or10)}; "
-                f"{family.text(key)}; {how}). {steps}."
+                f"{tests_text(family, key)}; {how}). {steps}."
             )
         word = "sooner" if m.verdict == "faster" else "later"
         return (
-            f"**Runs leave the plateau {word} at larger max_freq**{family.caveat(key, True)}: "
+            f"**Runs leave the plateau {word} at larger max_freq**{caveat(family, key, True)}: "
             f"{fits}; the odds of leaving it at a check multiply by {fmt(m.or10)} per +{PER} "
-            f"max_freq (95% CI {fmt(m.or10_low)} to {fmt(m.or10_high)}; {family.text(key)}; "
-            f"{how}). {steps}."
+            f"max_freq (95% CI {fmt(m.or10_low)} to {fmt(m.or10_high)}; "
+            f"{tests_text(family, key)}; {how}). {steps}."
         )
     pattern = {
         "not monotone": "two steps are resolved in opposite directions: **the pattern is not "
@@ -815,13 +754,13 @@ def budget_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
         return (
             f"{head}; vs max_freq not resolved: the odds change by a factor between "
             f"{fmt(d.or10_low)} and {fmt(d.or10_high)} per +{PER} max_freq ({how}; "
-            f"{family.text(key)})."
+            f"{tests_text(family, key)})."
         )
     word = "rises" if d.verdict == "grows" else "falls"
     return (
-        f"{head}; the rate {word} with max_freq{family.caveat(key, True)}: odds "
+        f"{head}; the rate {word} with max_freq{caveat(family, key, True)}: odds "
         f"×{fmt(d.or10)} per +{PER} max_freq (95% CI {fmt(d.or10_low)} to {fmt(d.or10_high)}, "
-        f"{how}; {family.text(key)})."
+        f"{how}; {tests_text(family, key)})."
     )
 
 
@@ -904,7 +843,7 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
         "each max_freq against the one before, as the chance θ that a run at the larger one "
         "stays on the plateau longer (score interval, ties half). "
         "Failure modes of the runs that diverged: "
-        + ", ".join(evaluate.FAILURE_MODES)
+        + ", ".join(names.FAILURE_MODES)
         + " (pipeline/evaluate.py)."
     )
     bullets, frames, steps = [], [], []
@@ -950,7 +889,7 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
                 ].to_numpy()
             ]
         view["diverged at end of training"] = t["diverged_end"]
-        view["failure modes: " + " / ".join(evaluate.FAILURE_MODES)] = [
+        view["failure modes: " + " / ".join(names.FAILURE_MODES)] = [
             " / ".join(str(int(r[c])) for c in escape.MODE_COLUMNS)
             + (f" (+{int(r['mode_unknown'])} untagged)" if r["mode_unknown"] else "")
             for _, r in t.iterrows()

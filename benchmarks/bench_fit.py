@@ -1,7 +1,8 @@
 """Where `model.fit` spends its time: the first epoch (which compiles the training step) and
 each later epoch, by Keras backend; for jax also with its persistent compilation cache warm
-(what every run after the first of a shape gets, pipeline/cli.py). `--unroll` adds the LSTM's
-time loop unrolled (`unroll=True`), which the pipeline does not use (see benchmarks/README.md).
+(what every run after the first of a shape gets, pipeline/keras_backend.py). `--unroll` adds
+the LSTM's time loop unrolled (`unroll=True`), which the pipeline does not use (see
+benchmarks/README.md).
 
 Each configuration runs in a fresh process (one Keras backend per process): the reference
 network on the reference data at one max_freq, one warm-up epoch, then `--epochs` timed

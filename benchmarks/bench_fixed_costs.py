@@ -103,8 +103,8 @@ def worker_start_seconds(backend: str) -> float:
     """A fresh process: imports and backend activation, as a sweep worker's first job pays."""
     code = (
         "import time; t = time.perf_counter(); "
-        "from pipeline import cli, tracking; import mlflow; "
-        f"cli.activate_backend({backend!r}); import keras; keras.backend.clear_session(); "
+        "from pipeline import keras_backend, tracking; import mlflow; "
+        f"keras_backend.activate({backend!r}); import keras; keras.backend.clear_session(); "
         "print(time.perf_counter() - t)"
     )
     out = subprocess.run(

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ONE = """
 import json, time
-from pipeline import cli, progress
-cli.activate_backend({backend!r})
+from pipeline import keras_backend, progress
+keras_backend.activate({backend!r})
 from pipeline.config import DataConfig, TrainConfig
 from pipeline.generate_data import generate
 from pipeline.train import train

@@ -68,11 +68,11 @@ def _use(uri: str, experiment: str) -> None:
 
 
 def bench_logging(server, repeats: int) -> None:
-    from pipeline import cli
+    from pipeline import keras_backend
     from pipeline.config import PipelineConfig
     from pipeline.main import run_pipeline
 
-    cli.activate_backend("tensorflow")
+    keras_backend.activate("tensorflow")
     cfg = PipelineConfig.from_strings(
         {"max_freq": "10", "samples_per_freq": "3", "test_samples_per_freq": "3", "epochs": "1"}
     )

@@ -12,22 +12,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import executors
+from pipeline.names import (
+    ENGINES,
+    HEARTBEAT_EVERY_S,
+    MIN_STALE_AFTER_MIN,
+    ConfigError,
+)
 
 BACKENDS = ("tensorflow", "jax")
-EXECUTORS = executors.names()  # one module per engine in pipeline/executors/
 TARGET_SCALES = ("none", "max_freq")
 STUDY_NAME_ALLOWED = "letters, digits, '-' and '_' (at most 64)"
-
-
-class UserError(Exception):
-    """A mistake in what the user asked for (not a bug): reported as one line, exit code 2."""
-
-
-class ConfigError(UserError):
-    def __init__(self, name: str, value: Any, allowed: str):
-        super().__init__(f"{name}={value!r} is not allowed: expected {allowed}")
-        self.name = name
 
 
 def _knob(default: Any, help: str, ok: Callable[[Any], bool], allowed: str) -> Any:
@@ -40,10 +34,6 @@ def _choice(default: str, help: str, values: tuple[str, ...]) -> Any:
 
 
 INT_MAX = 2**31 - 1  # sizes: what NumPy and TensorFlow shapes and loops take
-HEARTBEAT_EVERY_S = 30.0  # every open run refreshes its `heartbeat` tag this often
-# A run is taken for dead only after four missed beats: a live run's last beat is at most one
-# interval old, so no window shorter than this can be trusted.
-MIN_STALE_AFTER_MIN = 4 * HEARTBEAT_EVERY_S / 60
 SEED_MAX = 2**32 - 1  # what NumPy's and Keras's seeding takes
 
 
@@ -309,7 +299,7 @@ class SweepConfig(_Validated):
     executor: str = _choice(
         "local",
         "where the runs execute: local worker processes, or tasks on a Ray cluster",
-        EXECUTORS,
+        ENGINES,
     )
     ray_address: str = _knob(
         "",

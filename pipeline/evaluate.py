@@ -35,14 +35,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline import generate_data, progress
-from pipeline.config import EvalConfig, UserError
+from pipeline.config import EvalConfig
 from pipeline.generate_data import Dataset
 from pipeline.model import predict as predict_series
+from pipeline.names import CONSTANT, DEAD, NONE, NONFINITE, PARTIAL, UserError
 from pipeline.references import reference_metrics
 
-NONFINITE, MAE_RATIO, NONE = "nonfinite_loss", "mae_ratio", "none"
-DEAD, CONSTANT, PARTIAL = "dead_output", "constant", "partial"
-FAILURE_MODES = (NONFINITE, DEAD, CONSTANT, PARTIAL)
 CONSTANT_SPREAD = 0.1  # per-frequency mean predictions spread less than this: a constant
 DEAD_OUTPUT = 1e-6  # |prediction| at most this for every series: the output is dead
 
@@ -65,12 +63,6 @@ def regression_metrics(true: np.ndarray, pred: np.ndarray, split: str) -> dict[s
         f"rmse_{split}": float(np.sqrt(np.mean(err**2))),
         f"r2_{split}": 1 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else math.nan,
     }
-
-
-def divergence_reason(loss: Sequence[float], mae_ratio_train: float, threshold: float) -> str:
-    if not np.all(np.isfinite(loss)) or not math.isfinite(mae_ratio_train):
-        return NONFINITE
-    return MAE_RATIO if progress.on_plateau(mae_ratio_train, threshold) else NONE
 
 
 def prediction_spread(true: np.ndarray, pred: np.ndarray) -> float:
@@ -137,7 +129,7 @@ def evaluate(
     train_true, train_pred = tables["train"]["true_freq"], tables["train"]["prediction"]
     metrics["prediction_spread_train"] = prediction_spread(train_true, train_pred)
     metrics |= references if references is not None else reference_metrics(datasets)
-    reason = divergence_reason(loss, metrics["mae_ratio_train"], cfg.divergence_ratio)
+    reason = progress.divergence_reason(loss, metrics["mae_ratio_train"], cfg.divergence_ratio)
     metrics["diverged"] = float(reason != NONE)
     escaped = escape_of(history, metrics["mae_ratio_train"], reason, cfg.divergence_ratio)
     if escaped is not None:
@@ -212,18 +204,18 @@ def run_step(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline import cli, tracking
+    from pipeline import command, keras_backend, tracking
 
     def execute(cfg: EvalConfig, raw: dict[str, str]) -> None:
         # The model must be loaded on the backend it was trained with.
         try:
             train_run = tracking.get_run(raw["train_run_id"], "train", "train_run_id")
-            cli.activate_backend(train_run.data.params["backend"])
+            keras_backend.activate(train_run.data.params["backend"])
         except UserError:
             pass  # run_step raises it again, inside the evaluate run, which records it
         run_step(cfg, raw["train_run_id"])
 
-    cli.run(
+    command.run(
         "evaluate",
         __doc__,
         EvalConfig.from_strings,

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import keys
-from pipeline.config import DataConfig, UserError
+from pipeline.config import DataConfig
+from pipeline.names import UserError
 
 SPLITS = ("train", "test")
 
@@ -125,7 +126,7 @@ def run_step(cfg: DataConfig, parent_run_id: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline import cli
+    from pipeline import command
 
     def build(raw: dict[str, str]) -> DataConfig:
         from pipeline import resources
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         resources.check_data(cfg)  # what cannot fit is refused before any work
         return cfg
 
-    cli.run(
+    command.run(
         "generate_data",
         __doc__,
         build,

@@ -16,10 +16,10 @@ from typing import Any
 
 from pipeline import tracking
 from pipeline.config import PipelineConfig
+from pipeline.names import GRID_AXES_TAG, RUN_KEY_TAG, STUDY_TAG
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 SKIPPED = "SKIPPED"  # another sweep holds the pair (tracking/liveness.py): nothing trained
-GRID_AXES_TAG = "grid_axes"  # on each main run of a grid: the parameters the sweep varied
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,14 @@ def prepare_worker(ctx: Context) -> None:
     global _prepared
     if _prepared == ctx:
         return
-    from pipeline import cli
+    from pipeline import keras_backend
 
     os.environ.pop("MLFLOW_RUN_ID", None)  # that is the sweep run: never resume it here
     tracking.configure_client()
     tracking.install_signal_handlers()
     tracking.set_tracking_uri(ctx.tracking_uri)
     tracking.use_experiment(experiment_id=ctx.experiment_id)
-    cli.activate_backend(ctx.backend)
+    keras_backend.activate(ctx.backend)
     _prepared = ctx
 
 
@@ -92,7 +92,7 @@ def run_job(ctx: Context, job: Job) -> Result:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # aliasing is tagged on the run; keep the log clean
-            tags = {"study": ctx.study, "run_key": job.run_key}
+            tags = {STUDY_TAG: ctx.study, RUN_KEY_TAG: job.run_key}
             if job.axes:
                 tags[GRID_AXES_TAG] = ",".join(job.axes)
             claim = (ctx.study, job.run_key, ctx.stale_after_s)

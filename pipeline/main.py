@@ -15,8 +15,9 @@ The steps run in this one process, so TensorFlow is imported once, not three tim
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from pipeline import evaluate, generate_data, plots, tracking, train
-from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainConfig, UserError
+from pipeline import evaluate, generate_data, names, plots, tracking, train
+from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainConfig
+from pipeline.names import UserError
 from pipeline.references import reference_metrics
 
 
@@ -25,7 +26,7 @@ def data_for(cfg: DataConfig) -> tuple[str, dict[str, generate_data.Dataset], bo
     experiment_id = tracking.active_experiment_id()
     key = generate_data.data_key(cfg)
     reused = tracking.find_finished_run(
-        experiment_id, {tracking.STEP_TAG: "generate_data", "data_key": key}
+        experiment_id, {names.STEP_TAG: "generate_data", "data_key": key}
     )
     if reused:
         try:
@@ -97,10 +98,10 @@ def run_pipeline(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline import cli, resources
+    from pipeline import command, keras_backend, resources
 
     def execute(cfg: PipelineConfig, raw: dict[str, str]) -> None:
-        cli.activate_backend(cfg.train.backend)
+        keras_backend.activate(cfg.train.backend)
         run_id, m = run_pipeline(cfg)
         verdict = "diverged" if m["diverged"] else "trained"
         if "stop_step" in m:
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         resources.check(cfg)  # what cannot fit is refused before any work
         return cfg
 
-    cli.run(
+    command.run(
         "main",
         __doc__,
         build,

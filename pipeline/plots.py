@@ -18,8 +18,8 @@ def learning_curve(
     loss: list[float],
     title: str,
     path: Path,
-    progress: list[tuple[int, float]] | None = None,
-    threshold: float = 0.5,
+    progress: list[tuple[int, float]] | None,
+    threshold: float,
 ) -> None:
     """The loss per epoch; beside it, when given, mae_ratio_train against optimizer updates
     with the plateau threshold."""
@@ -41,7 +41,7 @@ def learning_curve(
         steps, ratios = (np.asarray(v, dtype=float) for v in zip(*progress, strict=True))
         ax.plot(steps, np.where(np.isfinite(ratios), ratios, np.nan), marker=".",
                 label="mae_ratio_train (no dropout)")  # fmt: skip
-        text = f"plateau threshold {threshold:g} (default divergence_ratio)"
+        text = f"plateau threshold {threshold:g} (divergence_ratio)"
         ax.axhline(threshold, color="crimson", ls="--", lw=1, label=text)
         ax.set_yscale("log")
         ax.set_xlabel("optimizer updates")

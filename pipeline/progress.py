@@ -16,13 +16,16 @@ good** at the first checkpoint after which every checkpoint, the last included, 
 that update is its `escape_step`. A run that ends on the plateau never escaped. Between two
 checkpoints nothing is seen: the escape is known to the checkpoint spacing.
 
-Pure functions of numbers; no Keras and no tracking store here.
+Pure functions of numbers; no Keras and no tracking store here. The divergence verdict at
+the end of a run (`divergence_reason`) is the same rule, so it lives here too.
 """
 
 import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from pipeline.names import MAE_RATIO, NONE, NONFINITE
 
 CHECKPOINTS = 40  # checks between update 0 and the last update (exclusive of both)
 CONFIRM = 2  # checks in a row off the plateau that decide a run escaped (stop_on_escape)
@@ -72,6 +75,14 @@ def mae(true: np.ndarray, pred: np.ndarray) -> float:
 def on_plateau(ratio: float, threshold: float) -> bool:
     """The one rule: mae_ratio at or above the threshold, or not finite."""
     return not math.isfinite(ratio) or ratio >= threshold
+
+
+def divergence_reason(loss: Sequence[float], mae_ratio_train: float, threshold: float) -> str:
+    """The end-of-run verdict (pipeline/names.py names it): a non-finite loss or ratio, else
+    on the plateau after the last update, else none."""
+    if not np.all(np.isfinite(loss)) or not math.isfinite(mae_ratio_train):
+        return NONFINITE
+    return MAE_RATIO if on_plateau(mae_ratio_train, threshold) else NONE
 
 
 def confirmed_escape(ratios: Sequence[float], threshold: float, confirm: int = CONFIRM) -> bool:

@@ -12,15 +12,18 @@ before it starts; this module does it alone.
 import argparse
 import sys
 
-from pipeline import cli, tracking
-from pipeline.config import SweepConfig, UserError
+from pipeline import command, names, tracking
+from pipeline.config import SweepConfig
+from pipeline.names import UserError
 
 
 def reap(study: str, stale_after_min: float, experiment: str = "") -> list:
     if not study:
         raise UserError("study='' is not allowed: expected the name of a study")
     SweepConfig(study=study, stale_after_min=stale_after_min)  # the sweep's own validation
-    return tracking.reap_stale(tracking.experiment_ids(experiment), study, stale_after_min * 60)
+    return tracking.reap_stale(
+        tracking.experiment_ids(experiment), study, names.seconds(stale_after_min)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
             minutes = float("nan")
         reaped = reap(args.study, minutes, args.experiment)
     except UserError as exc:
-        cli.fail(exc)
+        command.fail(exc)
     for run in reaped:
         print(f"KILLED {run.info.run_id} ({run.data.tags.get('step')}, {run.info.run_name})")
     print(f"study {args.study!r}: {len(reaped)} stale RUNNING runs marked KILLED")

@@ -15,8 +15,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import DataConfig, PipelineConfig, TrainConfig, UserError
+from pipeline.config import DataConfig, PipelineConfig, TrainConfig
 from pipeline.model import parameter_count
+from pipeline.names import UserError
 from pipeline.references import PAD
 
 GIB = 2**30

@@ -20,23 +20,21 @@ import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from pipeline import keys, resources, tracking
+from pipeline import keys, names, resources, tracking
 from pipeline.config import (
     PASSED_THROUGH,
-    ConfigError,
     DataConfig,
     EvalConfig,
     PipelineConfig,
     SweepConfig,
     TrainConfig,
-    UserError,
 )
 from pipeline.executors import open_executor
 from pipeline.jobs import FINISHED, SKIPPED, Context, Job, Result
+from pipeline.names import ConfigError, UserError
 
 
 def run_key(params: dict[str, Any]) -> str:
@@ -162,7 +160,7 @@ def cluster_refusal(others: list[str], tracking_uri: str, artifact_location: str
     if not tracking.is_shared_store(tracking_uri):
         shown = tracking_uri.partition("?")[0]  # without the sweep's ?timeout=…
         return f"tracking_uri={shown!r} is not allowed: {where}; expected {SHARED_STORES}"
-    if artifact_location is not None and urlparse(artifact_location).scheme in ("", "file"):
+    if artifact_location is not None and tracking.local_folder(artifact_location) is not None:
         return (
             f"artifact_location={artifact_location!r} is not allowed: {where}; expected a "
             "location every machine reaches (mlflow-artifacts:/ through the tracking server, "
@@ -186,7 +184,7 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
         **{name: ",".join(values) for name, values in axes.items()},
         "grid_axes": ",".join(["max_freq", "seed", *axes]),
     }
-    stale_after_s = sweep.stale_after_min * 60
+    stale_after_s = names.seconds(sweep.stale_after_min)
     with tracking.step_run(
         "sweep", params, tags={"study": study}, run_name=f"sweep {study}"
     ) as run:
@@ -248,7 +246,7 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline import cli
+    from pipeline import command
 
     def build(raw: dict[str, Any]) -> tuple[SweepConfig, dict[str, Any]]:
         sweep = SweepConfig.from_strings(raw)
@@ -262,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     def execute(cfg: tuple[SweepConfig, dict[str, Any]], raw: dict[str, Any]) -> None:
         run_sweep(*cfg)
 
-    cli.run(
+    command.run(
         "sweep",
         __doc__,
         build,

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from pipeline import generate_data, progress
-from pipeline.config import TrainConfig, UserError
+from pipeline.config import TrainConfig
 from pipeline.generate_data import Dataset
 from pipeline.model import build_model, predict, with_output_scale
+from pipeline.names import UserError
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -255,8 +256,9 @@ def run_step(
         with tracking.staged_artifacts() as folder:
             title = f"Training, {len(datasets['train'])} series, backend {cfg.backend}"
             plots.learning_curve(
-                result.loss, title, folder / "plots" / "learning_curve.png", result.progress
-            )
+                result.loss, title, folder / "plots" / "learning_curve.png", result.progress,
+                cfg.divergence_ratio,
+            )  # fmt: skip
             # The example's prediction is read off the whole training set's, which evaluate
             # needs next anyway: one predict, one compile (jax) instead of two.
             log_model(
@@ -266,7 +268,7 @@ def run_step(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline import cli
+    from pipeline import command, keras_backend
 
     def build(raw: dict[str, str]) -> tuple[TrainConfig, dict[str, Dataset]]:
         cfg = TrainConfig.from_strings(raw)
@@ -274,10 +276,10 @@ def main(argv: list[str] | None = None) -> None:
 
     def execute(built: tuple[TrainConfig, dict[str, Dataset]], raw: dict[str, str]) -> None:
         cfg, datasets = built
-        cli.activate_backend(cfg.backend)
+        keras_backend.activate(cfg.backend)
         run_step(cfg, raw["data"], datasets)
 
-    cli.run(
+    command.run(
         "train",
         __doc__,
         build,

@@ -31,7 +31,7 @@ creators and the admin.
 """
 
 import argparse
-import base64
+import contextlib
 import json
 import os
 import pwd
@@ -46,11 +46,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
+import psutil
 import psycopg
-
-from pipeline import processes
 
 DEFAULT_ROOT = Path(".server")
 DEFAULT_HOST = "127.0.0.1"
@@ -143,14 +143,12 @@ class TeamServer:
         pgid = self._state().get("mlflow_pid")
         if pgid and self._stop_process_group(pgid):
             stopped.append(f"mlflow server (pid {pgid})")
-        pg_pid = self._postgres_pid()
-        if pg_pid:
+        postmaster = self._postmaster()
+        if postmaster:
             self._pg_ctl("stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
             # pg_ctl returns once the pid file is gone, a moment before the process itself.
-            deadline = time.monotonic() + 10
-            while processes.reap_and_check(pg_pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            stopped.append(f"PostgreSQL (pid {pg_pid})")
+            _wait_exited([postmaster], 10)
+            stopped.append(f"PostgreSQL (pid {postmaster.pid})")
         self.state_file.unlink(missing_ok=True)
         if not quiet:
             print(f"stopped {' and '.join(stopped)}" if stopped else "tracking server not running")
@@ -160,18 +158,20 @@ class TeamServer:
         """Print what runs; 0 when the server answers, 3 when it does not (like systemd)."""
         state = self._state()
         pid = state.get("mlflow_pid")
-        if pid and processes.reap_and_check(pid):
+        if pid and _process(pid):
             url = f"http://{_connect_host(state['host'])}:{state['port']}"
             health = "answers" if _healthy(url) else "does NOT answer"
             print(f"mlflow server: running, pid {pid}, {url}, /health {health}")
         else:
             print("mlflow server: stopped")
-        pg_pid = self._postgres_pid()
-        if pg_pid:
-            print(f"PostgreSQL: running, pid {pg_pid}, 127.0.0.1:{state.get('pg_port', '?')}")
+        postmaster = self._postmaster()
+        if postmaster:
+            print(
+                f"PostgreSQL: running, pid {postmaster.pid}, 127.0.0.1:{state.get('pg_port', '?')}"
+            )
         else:
             print("PostgreSQL: stopped")
-        return 0 if self._running() and pg_pid else 3
+        return 0 if self._running() and postmaster else 3
 
     def add_user(self, name: str) -> str:
         """Create MLflow user `name` with a generated password, written to users/NAME.password."""
@@ -184,13 +184,7 @@ class TeamServer:
         state = self._state()
         url = f"http://{_connect_host(state['host'])}:{state['port']}"
         password = secrets.token_urlsafe(24)
-        code, body = _request(
-            f"{url}/api/2.0/mlflow/users/create",
-            {"username": name, "password": password},
-            auth=(ADMIN_USER, self.admin_password_file.read_text().strip()),
-        )
-        if code != 200:
-            raise ServerError(f"could not create user {name!r}: HTTP {code} {_short(body)}")
+        _create_user(url, self.admin_password_file.read_text().strip(), name, password)
         # Nothing to grant: default_permission = EDIT already lets a teammate create
         # experiments and runs anywhere (see the module docstring).
         self.users.mkdir(mode=0o700, exist_ok=True)
@@ -316,12 +310,12 @@ class TeamServer:
         """The SQLAlchemy URI of one of the server's databases (no password: PGPASSWORD)."""
         return self._db_uri(database)
 
-    def _postgres_pid(self) -> int | None:
+    def _postmaster(self) -> psutil.Process | None:
         try:
             pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if processes.reap_and_check(pid) else None
+        return _process(pid)
 
     def _pg_ctl(self, *args: str) -> None:
         result = self._as_postgres([str(postgres_bindir() / "pg_ctl"), *args], timeout=90)
@@ -398,19 +392,18 @@ class TeamServer:
 
     def _stop_process_group(self, pgid: int) -> bool:
         """SIGTERM the group, wait (bounded), then SIGKILL. False if nothing of it was left."""
-        members = processes.group_members(pgid)
-        commands = [processes.cmdline(p) for p in members]
+        members = _group_members(pgid)
+        commands = [_command(p) for p in members]
         if not any("mlflow" in c or "uvicorn" in c for c in commands):
             return False  # gone, or the id now belongs to someone else's processes
         for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait_s
-            while processes.group_members(pgid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not processes.group_members(pgid):
+            for member in members:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    member.send_signal(sig)
+            _wait_exited(members, wait_s)
+            # Taken again: the group may have started a process since (a uvicorn worker).
+            members = _group_members(pgid)
+            if not members:
                 break
         return True
 
@@ -419,7 +412,7 @@ class TeamServer:
     def _running(self) -> bool:
         state = self._state()
         pid = state.get("mlflow_pid")
-        return bool(pid and processes.reap_and_check(pid)) and _healthy(
+        return bool(pid and _process(pid)) and _healthy(
             f"http://{_connect_host(state['host'])}:{state['port']}"
         )
 
@@ -430,11 +423,12 @@ class TeamServer:
             return {}
 
     def _write_state(self) -> None:
+        postmaster = self._postmaster()
         state = {
             "host": self.host,
             "port": self.port,
             "pg_port": self.pg_port,
-            "postgres_pid": self._postgres_pid(),
+            "postgres_pid": postmaster.pid if postmaster else None,
             "mlflow_pid": self._process.pid if self._process else None,
         }
         _write_secret(self.state_file, json.dumps(state, indent=2) + "\n")
@@ -532,28 +526,93 @@ def _public_address(host: str) -> str:
 
 
 def _healthy(url: str) -> bool:
-    code, _ = _request(f"{url}/health", timeout=2)
-    return code == 200
-
-
-def _request(
-    url: str, body: dict | None = None, auth: tuple[str, str] | None = None, timeout: float = 10
-) -> tuple[int, str]:
-    """(HTTP status, body); status 0 when nothing answered."""
-    request = urllib.request.Request(url, method="POST" if body is not None else "GET")
-    if body is not None:
-        request.data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    if auth:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+    """Whether the server answers /health (which needs no login): a plain GET, bounded."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
     except (urllib.error.URLError, OSError):
-        return 0, ""
+        return False
+
+
+def _create_user(url: str, admin_password: str, name: str, password: str) -> None:
+    """Create MLflow user `name` as the admin, with the auth app's own client."""
+    # Imported here, not at the top: mlflow.server loads the server app (~3 s), which start,
+    # stop and status never use. Loading the client imports the auth app, which warns that
+    # Starlette deprecated a middleware MLflow uses: MLflow's to fix, not the user's.
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
+        client = get_app_client("basic-auth", tracking_uri=url)
+    # The client takes its login from these two variables only: the admin's, for this call.
+    credentials = {
+        "MLFLOW_TRACKING_USERNAME": ADMIN_USER,
+        "MLFLOW_TRACKING_PASSWORD": admin_password,
+    }
+    saved = {key: os.environ.get(key) for key in credentials}
+    os.environ.update(credentials)
+    try:
+        client.create_user(name, password)
+    except MlflowException as exc:
+        # Its first line says what went wrong; the rest is the server's SQL and a link.
+        reason = exc.message.partition("\n")[0][:300]
+        raise ServerError(f"could not create user {name!r}: {reason}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _process(pid: int) -> psutil.Process | None:
+    """Process `pid` while it runs: None when it is gone or has exited (a zombie, unreaped)."""
+    try:
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+    return process if _alive(process) else None
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Running and not exited: psutil counts a zombie (exited, not yet reaped) as running."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """The running processes of process group `pgid` (psutil does not expose the group)."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and _alive(process):
+                members.append(process)
+        except ProcessLookupError:
+            continue
+    return members
+
+
+def _command(process: psutil.Process) -> str:
+    """The command line of `process`, '' if it is gone."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def _wait_exited(processes: list[psutil.Process], timeout: float) -> None:
+    """Wait until none of `processes` runs, at most `timeout` s, reaping those that are our
+    children. A zombie counts as exited: wait_procs would wait for someone else's to be reaped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, left = psutil.wait_procs(
+            processes, timeout=max(0.0, min(0.5, deadline - time.monotonic()))
+        )
+        if not any(_alive(p) for p in left) or time.monotonic() >= deadline:
+            return
 
 
 def _write_secret(path: Path, text: str) -> None:

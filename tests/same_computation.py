@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--draw_weights", action="store_true")
     args = parser.parse_args()
     os.environ["KERAS_BACKEND"] = args.backend
-    from pipeline import cli
+    from pipeline import keras_backend
 
-    cli.activate_backend(args.backend)
+    keras_backend.activate(args.backend)
     import keras
 
     from pipeline.config import TrainConfig

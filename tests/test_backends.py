@@ -8,6 +8,7 @@ import pytest
 from test_factors import RESAMPLES, _grid
 
 from analysis import backends, stats, wording
+from analysis.family import family_of
 
 
 def _backends(shift: dict[int, float], seeds: int = 30, rng_seed: int = 13) -> pd.DataFrame:
@@ -22,7 +23,7 @@ def _backends(shift: dict[int, float], seeds: int = 30, rng_seed: int = 13) -> p
 
 
 def _text(b: backends.BackendComparison) -> list[str]:
-    return wording.backend_sentences(b, wording.family_of([], None, b, []))
+    return wording.backend_sentences(b, family_of([], None, b, []))
 
 
 def test_identical_backends_with_many_runs_are_equivalent():

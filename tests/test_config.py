@@ -12,15 +12,14 @@ from pipeline.config import (
     ORIGINAL,
     PASSED_THROUGH,
     AnalyzeConfig,
-    ConfigError,
     DataConfig,
     EvalConfig,
     PipelineConfig,
     SweepConfig,
     TrainConfig,
-    UserError,
     as_text,
 )
+from pipeline.names import ConfigError, UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +152,7 @@ def test_the_original_preset_is_the_makefiles_and_valid():
 def test_a_second_backend_in_one_process_is_refused():
     import keras
 
-    from pipeline.cli import activate_backend
+    from pipeline.keras_backend import activate as activate_backend
 
     other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
     with pytest.raises(UserError) as err:
@@ -185,20 +184,20 @@ def test_a_bad_study_list_is_refused(value):
 
 
 def test_jax_compiles_are_cached_on_disk_unless_the_user_set_it_up(monkeypatch, tmp_path):
-    from pipeline import cli
+    from pipeline import keras_backend
 
     for name in ("DIR", "MAX_SIZE"):
         monkeypatch.delenv(f"JAX_COMPILATION_CACHE_{name}", raising=False)
     monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    cli.use_jax_compilation_cache()
+    keras_backend.use_jax_compilation_cache()
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "sine-lstm" / "jax")
     assert int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]) == 512 * 2**20  # bounded, locked
     assert float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]) < 1  # jax's default: 1
 
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
     monkeypatch.setenv("JAX_COMPILATION_CACHE_MAX_SIZE", "1000")  # the user's own bound
-    cli.use_jax_compilation_cache()
+    keras_backend.use_jax_compilation_cache()
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"
     assert os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == "1000"
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import DataConfig, UserError
+from pipeline.config import DataConfig
 from pipeline.generate_data import data_key, generate, load, save, sine_series
+from pipeline.names import UserError
 
 
 def test_shapes_frequencies_and_phases():

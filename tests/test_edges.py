@@ -16,8 +16,9 @@ import pytest
 from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
-from pipeline import generate_data, tracking
-from pipeline.config import ConfigError, SweepConfig
+from pipeline import generate_data, names, tracking
+from pipeline.config import SweepConfig
+from pipeline.names import ConfigError
 from pipeline.tracking import liveness
 
 
@@ -89,7 +90,7 @@ def test_stores_without_a_driver_here_are_refused_in_one_line(uri, hint):
 
 
 def test_stale_after_min_has_a_lower_bound_of_four_heartbeats():
-    assert tracking.MIN_STALE_AFTER_S == 4 * tracking.HEARTBEAT_EVERY_S == 120
+    assert tracking.MIN_STALE_AFTER_S == 4 * names.HEARTBEAT_EVERY_S == 120
     for minutes in (0.001, 1.0, 1.99):
         with pytest.raises(ConfigError, match="expected a number of minutes ≥ 2"):
             SweepConfig(stale_after_min=minutes)
@@ -99,7 +100,7 @@ def test_stale_after_min_has_a_lower_bound_of_four_heartbeats():
 def _main_run(experiment_id: str, run_key: str, beat_age_s: float, status: str = "RUNNING"):
     client = MlflowClient()
     tags = {"step": "main", "study": "s", "run_key": run_key,
-            tracking.HEARTBEAT_TAG: str(int(time.time() - beat_age_s))}  # fmt: skip
+            names.HEARTBEAT_TAG: names.beat(time.time() - beat_age_s)}  # fmt: skip
     run = client.create_run(experiment_id, tags=tags)
     if status != "RUNNING":
         client.set_terminated(run.info.run_id, status)

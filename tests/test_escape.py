@@ -13,6 +13,7 @@ from statsmodels.duration.survfunc import SurvfuncRight
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis import escape, load, stats, wording
+from analysis.family import family_of
 
 # Ten runs at two max_freqs, 100 updates each (10 per epoch), checked every 20 updates
 # (check_every); NaN: never left the plateau.
@@ -176,7 +177,7 @@ def test_a_pattern_that_rises_and_falls_gets_no_single_rate_and_says_so():
     assert m.pattern == "not monotone"
     runs = _runs({10: fast, 30: slow, 50: fast}, budget=600, every=20)
     (e,) = escape.fit(runs)
-    family = wording.family_of([], None, None, [e])
+    family = family_of([], None, None, [e])
     text = wording.escape_model_sentence(e, family, "all runs")
     assert "no single rate fits" in text and "per +10" not in text
     assert "**the pattern is not monotone**" in text
@@ -312,7 +313,7 @@ def test_each_setting_is_analysed_apart_and_named_in_the_metrics():
 
 def test_the_section_says_failure_delay_and_the_budget_trend():
     fits = escape.fit(_runs())
-    family = wording.family_of([], None, None, fits)
+    family = family_of([], None, None, fits)
     section = wording.escape_section(fits, False, family)
     text = " ".join(section.bullets)
     assert "of the 6 runs still on the plateau at 50 updates, 2 left it by 100" in text
@@ -328,7 +329,7 @@ def test_the_budget_record_gets_no_single_rate_and_a_median_at_or_before_the_fir
     runs = load.read_csv(ROOT / "docs" / "results" / "budget" / "runs.csv")
     (e,) = escape.fit(stats.judged(runs, None))
     assert e.model.shape_p < 0.001 and not e.model.one_rate
-    family = wording.family_of([], None, None, [e])
+    family = family_of([], None, None, [e])
     section = wording.escape_section([e], False, family)
     text = " ".join(section.bullets)
     assert (

@@ -11,6 +11,7 @@ from scipy import stats as sps
 from scipy.special import expit
 
 from analysis import factors, logistic, report, stats, store, wording
+from analysis.family import family_of
 
 RESAMPLES = 300  # fewer than the default: fast, and enough for 95% percentile intervals
 
@@ -84,7 +85,7 @@ def test_factors_are_coded_against_their_reference_and_max_freq_numeric_beyond_t
 
 
 def _sentences(e: factors.FactorEffects) -> dict[str, str]:
-    family = wording.family_of([], e, None, [])
+    family = family_of([], e, None, [])
     return {r["factor"]: wording.effect_sentence(r, e, family) for _, r in e.table.iterrows()}
 
 
@@ -151,7 +152,7 @@ def test_learned_runs_with_a_non_finite_error_are_counted_and_left_out():
     runs.loc[runs.index[:4], "mae_ratio_test"] = np.nan
     e = factors.effects(runs, RESAMPLES)
     assert e.nonfinite == 4 and e.learned == len(runs) - 4
-    section = wording.effects_section(e, wording.family_of([], e, None, []))
+    section = wording.effects_section(e, family_of([], e, None, []))
     assert "4 learned runs with a non-finite mae_ratio_test left out" in section.paragraphs[0]
 
 
@@ -212,7 +213,7 @@ def test_separation_is_detected_and_gives_profile_intervals():
             crit, abs=1e-6
         )
     assert factors.metrics(e)["effect_divergence_firth"] == 1
-    section = wording.effects_section(e, wording.family_of([], e, None, []))
+    section = wording.effects_section(e, family_of([], e, None, []))
     assert "profile penalised-likelihood intervals" in section.paragraphs[0]
 
 
@@ -287,7 +288,7 @@ def test_divergence_confined_to_one_corner_is_shown_as_cells_not_odds_ratios():
     ci = sps.binomtest(10, 10).proportion_ci(0.95, method="exact")
     assert (corner["rate_low"], corner["rate_high"]) == pytest.approx((ci.low, ci.high))
     assert "mae_ratio" not in e.additivity  # a cell with no learned run: not testable
-    section = wording.effects_section(e, wording.family_of([], e, None, []))
+    section = wording.effects_section(e, family_of([], e, None, []))
     text = " ".join(section.bullets)
     assert "**Divergence is confined to 1 of the 8 cells**" in text
     assert "not testable, a cell has no run that learned" in text
@@ -306,7 +307,7 @@ def test_an_interaction_on_the_logit_scale_rejects_additivity():
     runs = _diverge(runs, np.where(a == b, 0.0, -2.2), rng_seed=45)  # rates 0.5, 0.1, 0.1, 0.5
     e = factors.effects(runs, RESAMPLES)
     assert e.additivity["divergence"].rejected and e.cells_instead("divergence") == "interaction"
-    text = " ".join(wording.effects_section(e, wording.family_of([], e, None, [])).bullets)
+    text = " ".join(wording.effects_section(e, family_of([], e, None, [])).bullets)
     assert "**The factors interact for divergence**" in text
 
 
@@ -319,7 +320,7 @@ def test_additive_effects_are_not_rejected():
     runs["mae_ratio_test"] += 0.05 * (runs["samples_per_freq"] == 1)
     e = factors.effects(runs, RESAMPLES)
     assert not e.additivity["divergence"].rejected and not e.additivity["mae_ratio"].rejected
-    text = " ".join(wording.effects_section(e, wording.family_of([], e, None, [])).bullets)
+    text = " ".join(wording.effects_section(e, family_of([], e, None, [])).bullets)
     assert "**Additivity of divergence is not rejected**" in text
     assert "(not rejecting it does not show it)" in text
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from pipeline.config import ConfigError, PipelineConfig, SweepConfig
+from pipeline.config import PipelineConfig, SweepConfig
 from pipeline.jobs import Context
+from pipeline.names import ConfigError
 from pipeline.sweep import grid_axes, plan, run_key, study_name
 
 RAW = {"max_freqs": "5,10", "seeds": "2"}

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from pipeline import resources
-from pipeline.config import ORIGINAL, DataConfig, PipelineConfig, UserError
+from pipeline.config import ORIGINAL, DataConfig, PipelineConfig
 from pipeline.generate_data import Dataset, generate, save
+from pipeline.names import UserError
 
 GIB = 2**30
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from pipeline.config import DataConfig, EvalConfig, TrainConfig
-from pipeline.evaluate import MAE_RATIO, NONE, NONFINITE, divergence_reason, evaluate
+from pipeline.evaluate import evaluate
+from pipeline.names import MAE_RATIO, NONE, NONFINITE
+from pipeline.progress import divergence_reason
 from pipeline.generate_data import Dataset, generate
 from pipeline.model import build_model, parameter_count
 from pipeline.train import train

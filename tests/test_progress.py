@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import evaluate, progress
+from pipeline import evaluate, names, progress
 from pipeline import train as training
 from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainConfig
 from pipeline.generate_data import Dataset, generate
@@ -150,7 +150,7 @@ def test_a_run_that_ends_on_the_plateau_has_no_escape_step_and_a_failure_mode(st
     run_id, metrics = run_pipeline(cfg)
     main = MlflowClient().get_run(run_id)
     assert metrics["diverged"] == 1 and "escape_step" not in main.data.metrics
-    assert main.data.tags["failure_mode"] == evaluate.DEAD
+    assert main.data.tags["failure_mode"] == names.DEAD
     assert main.data.metrics["prediction_spread_train"] == 0
 
 
@@ -161,14 +161,14 @@ def test_a_run_that_ends_on_the_plateau_has_no_escape_step_and_a_failure_mode(st
     ("make", "loss", "mode"),
     [
         (lambda f: f, (1.0,), None),  # perfect: no failure
-        (lambda f: np.zeros_like(f), (1.0,), evaluate.DEAD),
-        (lambda f: np.full_like(f, 1e-7), (1.0,), evaluate.DEAD),
+        (lambda f: np.zeros_like(f), (1.0,), names.DEAD),
+        (lambda f: np.full_like(f, 1e-7), (1.0,), names.DEAD),
         (lambda f: np.full_like(f, 3.0) + 0.01 * np.sin(np.arange(len(f))), (1.0,),
-         evaluate.CONSTANT),
-        (lambda f: 3.0 + 0.05 * (f - 3.0), (1.0,), evaluate.CONSTANT),  # spread 0.05
-        (lambda f: 3.0 + 0.3 * (f - 3.0), (1.0,), evaluate.PARTIAL),  # follows f, too weakly
-        (lambda f: f, (1.0, math.nan), evaluate.NONFINITE),
-        (lambda f: np.where(f > 2, np.nan, f), (1.0,), evaluate.NONFINITE),
+         names.CONSTANT),
+        (lambda f: 3.0 + 0.05 * (f - 3.0), (1.0,), names.CONSTANT),  # spread 0.05
+        (lambda f: 3.0 + 0.3 * (f - 3.0), (1.0,), names.PARTIAL),  # follows f, too weakly
+        (lambda f: f, (1.0, math.nan), names.NONFINITE),
+        (lambda f: np.where(f > 2, np.nan, f), (1.0,), names.NONFINITE),
     ],
 )  # fmt: skip
 def test_each_failure_mode_is_recognised(make, loss, mode):

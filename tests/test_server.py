@@ -3,28 +3,34 @@ module, on free loopback ports (~15 s to start, ~35 s for the module). The tests
 order; the last one stops the server."""
 
 import base64
+import contextlib
 import io
 import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import psycopg
 import pytest
 from conftest import BIN, ROOT, TINY
 from mlflow import MlflowClient
+from mlflow.server import get_app_client
 
-from services.server import DB_USER, ServerError, postgres_bindir
+import services.server
+from services.server import DB_USER, ServerError, TeamServer, postgres_bindir
 from tests.servers import team_server
 
 # One worker under pytest-xdist: the module's server is started once.
 pytestmark = pytest.mark.xdist_group("server")
 SECRETS = ("admin_password", "db_password", "flask_secret_key", "basic_auth.ini", "server.json")
+ML_PACKAGES = ("keras", "tensorflow", "jax", "sklearn")  # the pipeline's; a server needs none
 
 
 @pytest.fixture(scope="module")
@@ -74,26 +80,83 @@ def get(url: str, auth: tuple[str, str] | None = None) -> int:
 
 
 def live(pid: int) -> bool:
+    """Whether `pid` runs: a zombie (exited, not yet reaped) does not."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return state not in ("Z", "X")
 
 
 def processes_of(server) -> set[int]:
     """The mlflow server's process group and the postmaster with its children."""
     state = json.loads((server.root / "server.json").read_text())
-    pids = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ppid, pgid = int(fields[1]), int(fields[2])
-        if pgid == state["mlflow_pid"] or ppid == state["postgres_pid"]:
-            pids.add(int(stat.parent.name))
-    return pids | {state["postgres_pid"]}
+    group = set()
+    for process in psutil.process_iter():
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(process.pid) == state["mlflow_pid"]:
+                group.add(process.pid)
+    postmaster = psutil.Process(state["postgres_pid"])
+    return group | {child.pid for child in postmaster.children()} | {postmaster.pid}
+
+
+def without_ml_packages(code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh Python in which the pipeline's ML packages cannot be imported."""
+    block = f"import sys; sys.modules.update(dict.fromkeys({ML_PACKAGES!r}))\n"
+    return subprocess.run(
+        [sys.executable, "-c", block + code],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_stop_kills_what_ignores_sigterm_and_a_zombie_is_not_running(
+    tmp_path, monkeypatch, capsys
+):
+    """No PostgreSQL, no MLflow: a stand-in group (its command line says uvicorn) whose leader
+    and child ignore SIGTERM, then a leader that has exited but is not yet reaped."""
+    monkeypatch.setattr(services.server, "STOP_TIMEOUT_S", 1)
+    server = TeamServer(tmp_path)
+    stubborn = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"  # the child inherits it
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    leader = subprocess.Popen(
+        [sys.executable, "-c", stubborn, "uvicorn"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    child = int(leader.stdout.readline())
+    leader.stdout.close()
+    (tmp_path / "server.json").write_text(json.dumps({"mlflow_pid": leader.pid}))
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert 1 <= time.monotonic() - started < 6  # TERM, 1 s in vain, then KILL
+    assert not live(leader.pid) and not live(child)
+    assert f"stopped mlflow server (pid {leader.pid})" in capsys.readouterr().out
+
+    exited = subprocess.Popen([sys.executable, "-c", "pass", "uvicorn"], start_new_session=True)
+    while live(exited.pid):
+        time.sleep(0.05)
+    assert psutil.Process(exited.pid).status() == psutil.STATUS_ZOMBIE
+    (tmp_path / "server.json").write_text(json.dumps({"mlflow_pid": exited.pid}))
+    assert server.status() == 3
+    assert server.stop() == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "mlflow server: stopped", "PostgreSQL: stopped", "tracking server not running",
+    ]  # fmt: skip
+    exited.wait()
+
+
+def test_the_server_imports_and_answers_without_the_pipelines_packages(tmp_path):
+    done = without_ml_packages(
+        "import services.server\n"
+        f"code = services.server.main(['status', '--root', {str(tmp_path)!r}])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pipeline'))\n"
+        "sys.exit(code)\n"
+    )
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["mlflow server: stopped", "PostgreSQL: stopped", "[]"]
 
 
 def test_start_serves_health_and_keeps_secrets_private(server):
@@ -201,6 +264,33 @@ def test_added_user_can_create_experiments_and_runs(server, as_user, capsys):
         alice.delete_experiment(shared)  # EDIT, not MANAGE, on others' experiments
     with pytest.raises(ServerError, match="alice"):
         server.server.add_user("alice")
+
+
+@pytest.mark.filterwarnings("ignore:starlette.middleware.wsgi is deprecated")
+def test_add_user_goes_through_mlflows_auth_client(server, monkeypatch):
+    """`add-user` in a Python without the pipeline's packages; MLflow's auth client then knows
+    the user, who can log in; the same name again is one line."""
+    add_bob = (
+        "from services.server import main\n"
+        f"sys.exit(main(['add-user', 'bob', '--root', {str(server.root)!r}]))\n"
+    )
+    done = without_ml_packages(add_bob)
+    assert done.returncode == 0, done.stderr[-3000:]
+    password = (server.root / "users" / "bob.password").read_text()
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", server.admin_user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.admin_password)
+    user = get_app_client("basic-auth", tracking_uri=server.uri).get_user("bob")
+    assert user.username == "bob" and not user.is_admin
+    url = f"{server.uri}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert get(url, auth=("bob", password)) == 200
+    assert get(url, auth=("bob", "wrong-password")) == 401
+
+    again = without_ml_packages(add_bob)
+    assert again.returncode == 1
+    (line,) = again.stderr.strip().splitlines()
+    assert line.startswith("error: could not create user 'bob': RESOURCE_ALREADY_EXISTS")
+    assert (server.root / "users" / "bob.password").read_text() == password
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -8,7 +8,8 @@ import pytest
 
 from analysis.load import tidy
 from analysis.stats import Z95, judged, mean_ci, median_ci, rejudge, summarize, wilson_interval
-from pipeline.evaluate import NONE, divergence_reason
+from pipeline.names import NONE
+from pipeline.progress import divergence_reason
 
 
 def test_wilson_interval_known_values_and_formula():

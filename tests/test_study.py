@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import UserError
+from pipeline.names import UserError
 
 SWEEP = {
     "max_freqs": "3,4",
@@ -71,7 +71,7 @@ def test_sweep_resume_and_report(store, tmp_path, monkeypatch):
     assert len(lines) == 4 and all("mae_test=" in ln and "diverged=" in ln for ln in lines)
     assert "━" not in done.stdout + done.stderr  # no Keras progress bar in the sweep log
 
-    # jax's compiled training steps went to the persistent cache (pipeline/cli.py).
+    # jax's compiled training steps went to the persistent cache (pipeline/keras_backend.py).
     assert list(cache.glob("jit_train_step-*"))
 
     # Resume: only the run that is no longer FINISHED is trained again; a jax run, whose

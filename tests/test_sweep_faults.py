@@ -12,8 +12,9 @@ from conftest import ROOT
 from mlflow.tracking import MlflowClient
 from procs import alive, kill_all, spawned_workers, wait_until
 
+from pipeline import names
 from pipeline.executors.local import SWEEP_DIED
-from pipeline.tracking import HEARTBEAT_TAG
+from pipeline.names import HEARTBEAT_TAG
 
 # Long enough (tens of seconds) to be killed mid-training, short enough to finish after.
 SWEEP = [
@@ -97,7 +98,7 @@ def test_a_killed_sweep_takes_its_workers_along_and_resumes_cleanly(store):
 
     # Resume: the sweep run's heartbeat stopped, so it is reaped; every pair runs once more.
     # Its last beat is made 3 minutes old rather than waited for: past the 2-minute window.
-    MlflowClient().set_tag(orphan.info.run_id, HEARTBEAT_TAG, str(int(time.time() - 180)))
+    MlflowClient().set_tag(orphan.info.run_id, HEARTBEAT_TAG, names.beat(time.time() - 180))
     again = subprocess.run(
         [sys.executable, "-m", "pipeline.sweep", *SWEEP, "--study", "k9",
          "--stale_after_min", "2"],

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
-from pipeline import reap, tracking
+from pipeline import names, reap, tracking
 from pipeline.tracking import liveness
 
 
@@ -114,9 +114,9 @@ def test_local_stores_need_no_check_and_are_not_shared(store):
 def test_an_open_run_beats_and_a_closed_one_stops(store, monkeypatch):
     monkeypatch.setattr(liveness, "heartbeat", liveness.Heartbeat(every_s=0.3))
     with tracking.step_run("main", {}) as run:
-        first = int(MlflowClient().get_run(run.info.run_id).data.tags[tracking.HEARTBEAT_TAG])
+        first = int(MlflowClient().get_run(run.info.run_id).data.tags[names.HEARTBEAT_TAG])
         time.sleep(1.6)
-        later = int(MlflowClient().get_run(run.info.run_id).data.tags[tracking.HEARTBEAT_TAG])
+        later = int(MlflowClient().get_run(run.info.run_id).data.tags[names.HEARTBEAT_TAG])
         assert later > first
         assert run.info.run_id in liveness.heartbeat
     assert run.info.run_id not in liveness.heartbeat
@@ -125,7 +125,7 @@ def test_an_open_run_beats_and_a_closed_one_stops(store, monkeypatch):
 def _running(name: str, tags: dict[str, str], beat_age_s: float | None, parent=None) -> str:
     client = MlflowClient()
     if beat_age_s is not None:
-        tags = {**tags, tracking.HEARTBEAT_TAG: str(int(time.time() - beat_age_s))}
+        tags = {**tags, names.HEARTBEAT_TAG: names.beat(time.time() - beat_age_s)}
     if parent:
         tags = {**tags, "mlflow.parentRunId": parent}
     run = client.create_run(mlflow.get_experiment_by_name("tests").experiment_id, tags=tags)
@@ -276,7 +276,7 @@ def test_sigterm_never_cuts_a_close_or_a_write_in_two(step, out, code):
 def test_native_start_up_noise_is_dropped_and_everything_else_passed_on(capfd):
     import os
 
-    from pipeline.cli import native_noise_filtered
+    from pipeline.keras_backend import native_noise_filtered
 
     noise = (
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"

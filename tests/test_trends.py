@@ -11,6 +11,7 @@ from scipy import stats as sps
 from scipy.special import expit
 
 from analysis import logistic, report, settings, stats, store, trends, wording
+from analysis.family import Family
 
 MAX_FREQS = (5, 10, 20, 30, 40)
 
@@ -79,7 +80,7 @@ def test_flat_divergence_is_cannot_tell():
     d = trends.divergence_trend(_runs(seeds=60, intercept=-1.0, slope=0.0, rng_seed=3))
     assert d.or10_low < 1 < d.or10_high and d.verdict == "cannot tell"
     assert 0.05 < d.p_increasing < 0.95 and d.p > 0.05
-    text = wording.divergence_finding(d, wording.Family({("d",): d.p}).adjust(), ("d",))
+    text = wording.divergence_finding(d, Family({("d",): d.p}).adjust(), ("d",))
     assert (
         "**Divergence vs max_freq: not resolved**: the odds of diverging change by a factor "
         f"between {wording.fmt(d.or10_low)} and {wording.fmt(d.or10_high)}" in text
@@ -98,7 +99,7 @@ def test_separation_is_detected_flagged_and_gives_a_finite_odds_ratio():
     with pytest.warns(Warning):
         ml = sm.Logit(runs["diverged"].to_numpy(float), sm.add_constant(x)).fit(disp=0)
     assert math.exp(10 * ml.params[1]) > 1e6 > d.or10
-    text = wording.divergence_finding(d, wording.Family(), ("d",))
+    text = wording.divergence_finding(d, Family(), ("d",))
     assert d.verdict == "grows" and "Firth-penalised" in text and "separation" in text
 
 
@@ -172,7 +173,7 @@ def test_no_events_or_only_events_give_no_odds_ratio(everything):
     assert math.isnan(fit.seeds.seeds) and trends.divergence_curve(d, [5, 10]).empty
     metrics = trends.metrics([fit])
     assert math.isnan(metrics["trend_divergence_or10"]) and metrics["trend_divergence_runs"] == 50
-    text = wording.divergence_finding(d, wording.Family(), ("d",))
+    text = wording.divergence_finding(d, Family(), ("d",))
     assert ("Every run diverged" if everything else "No divergence observed") in text
     assert "odds of diverging multiply" not in text
 
@@ -205,7 +206,7 @@ def test_flat_error_is_not_resolved_and_unusable_mae_is_ignored():
     e = trends.error_trend(runs)
     assert e.runs == int((~runs["diverged"]).sum()) - 4
     assert e.low < 0 < e.high and e.verdict == "cannot tell" and e.p > 0.05
-    text = wording.error_finding(e, wording.Family({("e",): e.p}).adjust(), ("e",))
+    text = wording.error_finding(e, Family({("e",): e.p}).adjust(), ("e",))
     assert "not resolved**: the exponent b in test MAE ∝ max_freq^b lies between" in text
     assert "no effect" not in text
 
@@ -249,7 +250,7 @@ def test_a_max_freq_with_one_run_borrows_the_pooled_variance():
     assert e.singles == (40,) and math.isfinite(e.low)
     others = e.cells.var[e.cells.n > 1]
     assert e.cells.var[e.cells.n == 1][0] == pytest.approx(others.mean())  # equal df: the mean
-    assert "max_freq 40 has one run" in wording.error_finding(e, wording.Family(), ("e",))
+    assert "max_freq 40 has one run" in wording.error_finding(e, Family(), ("e",))
 
 
 # --- seeds ---------------------------------------------------------------------------------
@@ -380,7 +381,7 @@ def test_a_varying_parameter_gives_one_fit_and_summary_row_per_value():
     per_setting = 16 + 1 + 4 * (len(MAX_FREQS) - 1)
     assert "trend_divergence_or10" not in metrics and len(metrics) == 2 * per_setting
     assert "trend_divergence_shape_p/dropout_0.3" in metrics
-    sections = wording.findings(fits, runs, wording.Family())
+    sections = wording.findings(fits, runs, Family())
     assert "Runs differ in dropout (0.1, 0.3)" in sections[0][1][0]
     assert [title for title, _ in sections[1:]] == ["dropout=0.1", "dropout=0.3"]
 
@@ -393,7 +394,7 @@ def test_declared_grid_axes_and_undeclared_differences_are_both_said():
     fits = trends.fit(runs)
     assert len(fits) == 4 and {"dropout", "backend"} == set(fits[0].setting)
     assert len(stats.summarize(runs)) == 4 * len(MAX_FREQS)
-    general = wording.findings(fits, runs, wording.Family())[0][1]
+    general = wording.findings(fits, runs, Family())[0][1]
     assert general[0].startswith("**Grid axes backend (jax, tensorflow)**")
     assert general[1].startswith("**Runs differ in dropout (0.1, 0.3)**, which is not a declared")
     assert "varied max_freq, seed, backend" in general[1]
@@ -429,7 +430,7 @@ def test_aliased_max_freqs_are_shown_but_left_out_of_the_fits():
     assert fit.aliased == (60,)
     assert fit.divergence.max_freqs == (10, 20, 30) and fit.error.max_freqs == (10, 20, 30)
     assert len(stats.summarize(runs)) == 4  # the table keeps it
-    lines = wording.findings([fit], runs, wording.Family())[-1][1]
+    lines = wording.findings([fit], runs, Family())[-1][1]
     assert lines[-1] == (
         "**Left out of these fits**: max_freq 60, aliased (the table and figures show them)."
     )

@@ -42,9 +42,9 @@ from tqdm import tqdm
 import pipeline
 from pipeline import jobs as jobs_module
 from pipeline import tracking
-from pipeline.config import UserError
 from pipeline.executors import MAX_ATTEMPTS, Executor
 from pipeline.jobs import Context, Job, Result
+from pipeline.names import UserError
 
 TASK_OPTIONS = {
     "num_cpus": 1,

@@ -8,6 +8,8 @@ and this facade names everything the rest of the code uses. One module per respo
 - records.py: logging metrics, series, tags, artifacts and models; experiments; queries;
 - faults.py: a machine's faults (full disk, locked store) in one line;
 - signals.py: SIGTERM ends runs KILLED, like Ctrl-C.
+
+Tag names and the heartbeat clock are the bottom floor's (pipeline/names.py), not this one's.
 """
 
 from pipeline.tracking.faults import StoreError, describe_fault, one_line, redacted
@@ -19,7 +21,6 @@ from pipeline.tracking.lifecycle import (
     step_run,
 )
 from pipeline.tracking.liveness import (
-    HEARTBEAT_EVERY_S,
     MIN_STALE_AFTER_S,
     PairTaken,
     end_previous_attempts,
@@ -31,10 +32,7 @@ from pipeline.tracking.liveness import (
 )
 from pipeline.tracking.records import (
     DEFAULT_EXPERIMENT,
-    ERROR_TAG,
     EXPERIMENT_KIND,
-    HEARTBEAT_TAG,
-    STEP_TAG,
     SeriesLogger,
     active_experiment_id,
     active_run_id,
@@ -65,6 +63,7 @@ from pipeline.tracking.store import (
     check_store,
     configure_client,
     is_shared_store,
+    local_folder,
     patient,
     scheme,
     set_tracking_uri,
@@ -73,14 +72,13 @@ from pipeline.tracking.store import (
 )
 
 __all__ = [
-    "DEFAULT_EXPERIMENT", "ERROR_TAG", "EXPERIMENT_KIND", "HEARTBEAT_EVERY_S", "HEARTBEAT_TAG",
-    "MIN_STALE_AFTER_S", "STEP_TAG", "PairTaken", "SeriesLogger", "StoreError",
-    "active_experiment_id", "active_run_id", "artifact_location", "artifact_uri",
+    "DEFAULT_EXPERIMENT", "EXPERIMENT_KIND", "MIN_STALE_AFTER_S", "PairTaken", "SeriesLogger",
+    "StoreError", "active_experiment_id", "active_run_id", "artifact_location", "artifact_uri",
     "check_store", "claim_pair", "code_version", "configure_client", "default_experiment",
     "describe_fault", "download", "end_previous_attempts", "end_run_as", "environment_tags",
     "experiment_ids", "find_finished_run", "get_run", "heartbeat", "install_signal_handlers",
     "is_shared_store", "is_stopping", "last_sign_of_life", "live_claims", "load_keras_model",
-    "log_files", "log_keras_model", "log_metrics", "log_params", "log_series",
+    "local_folder", "log_files", "log_keras_model", "log_metrics", "log_params", "log_series",
     "metric_history", "name_run", "one_line", "parallel", "patient", "reap_stale",
     "record_failure", "redacted", "runs_with_tags", "scheme", "search_frame", "set_tags",
     "set_tracking_uri", "sqlite_file", "staged_artifacts", "step_run", "stopping",

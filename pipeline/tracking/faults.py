@@ -4,7 +4,7 @@ each, for the user and for the run's `error` tag."""
 import errno
 from urllib.parse import urlparse
 
-from pipeline.config import UserError
+from pipeline.names import UserError
 
 
 class StoreError(UserError):

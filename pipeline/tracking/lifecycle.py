@@ -11,19 +11,18 @@ import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import mlflow
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from pipeline import keys
+from pipeline.names import ERROR_TAG, STEP_TAG
 from pipeline.tracking import liveness, records, signals
 from pipeline.tracking.faults import one_line
 from pipeline.tracking.liveness import PairTaken
-from pipeline.tracking.records import ERROR_TAG, STEP_TAG
+from pipeline.tracking.store import local_folder
 
 PACKAGES = ("mlflow", "keras", "tensorflow", "jax", "numpy", "scikit-learn", "pandas")
 
@@ -124,10 +123,9 @@ def _drop_local_artifacts(artifact_uri: str) -> None:
     """A step that did not finish keeps no artifacts: whatever it had written when it failed
     (a disk filling up mid-copy, say) would be half of a whole. Local artifact folders only;
     a server's artifact store keeps what it received."""
-    parsed = urlparse(artifact_uri)
-    if parsed.scheme not in ("", "file"):
+    folder = local_folder(artifact_uri)
+    if folder is None:
         return
-    folder = Path(unquote(parsed.path))
     for child in folder.iterdir() if folder.is_dir() else ():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 

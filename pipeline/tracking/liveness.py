@@ -23,10 +23,19 @@ from collections.abc import Sequence
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import HEARTBEAT_EVERY_S, MIN_STALE_AFTER_MIN
-from pipeline.tracking.records import ERROR_TAG, HEARTBEAT_TAG, STEP_TAG, runs_with_tags
+from pipeline import names
+from pipeline.names import (
+    ERROR_TAG,
+    HEARTBEAT_EVERY_S,
+    HEARTBEAT_TAG,
+    MIN_STALE_AFTER_MIN,
+    RUN_KEY_TAG,
+    STEP_TAG,
+    STUDY_TAG,
+)
+from pipeline.tracking.records import runs_with_tags
 
-MIN_STALE_AFTER_S = MIN_STALE_AFTER_MIN * 60
+MIN_STALE_AFTER_S = names.seconds(MIN_STALE_AFTER_MIN)
 
 
 class PairTaken(Exception):
@@ -41,7 +50,8 @@ class PairTaken(Exception):
 
 
 def beat() -> dict[str, str]:
-    return {HEARTBEAT_TAG: str(int(time.time()))}
+    """The heartbeat tag of a run, now (pipeline/names.py keeps the clock)."""
+    return {HEARTBEAT_TAG: names.beat()}
 
 
 class Heartbeat:
@@ -94,8 +104,7 @@ def end_run_as(run_id: str, status: str, error: str | None = None) -> None:
 
 def last_sign_of_life(run: Run) -> float:
     """Unix seconds of the run's last heartbeat (its start for runs made before heartbeats)."""
-    beat = run.data.tags.get(HEARTBEAT_TAG, "")
-    return float(beat) if beat.isdigit() else run.info.start_time / 1000
+    return names.last_beat(run.data.tags.get(HEARTBEAT_TAG), run.info.start_time)
 
 
 def _end_with_children(run: Run, why: str, client: MlflowClient) -> list[str]:
@@ -136,7 +145,7 @@ def end_previous_attempts(experiment_id: str, parent_run_id: str, run_key: str) 
     """Before a job is retried in the same sweep: close the runs its dead attempts left
     RUNNING. Within one sweep a job runs one attempt at a time, so any such run is dead."""
     client, ended = MlflowClient(), []
-    tags = {"mlflow.parentRunId": parent_run_id, "run_key": run_key}
+    tags = {"mlflow.parentRunId": parent_run_id, RUN_KEY_TAG: run_key}
     for run in runs_with_tags([experiment_id], tags, ("RUNNING",)):
         why = "its worker process died before the run ended; the job was run again"
         ended += _end_with_children(run, why, client)
@@ -149,7 +158,7 @@ def earlier_claim(
     """The claim on the pair that comes before `run`'s (module docstring), if any."""
     now = time.time()
     mine = (run.info.start_time, run.info.run_id)
-    tags = {STEP_TAG: "main", "study": study, "run_key": run_key}
+    tags = {STEP_TAG: "main", STUDY_TAG: study, RUN_KEY_TAG: run_key}
     for other in runs_with_tags(
         [experiment_id], tags, ("FINISHED", "RUNNING"), newest_first=False
     ):
@@ -169,10 +178,10 @@ def live_claims(
     """run_keys of the study's RUNNING `main` runs that are alive and belong to another sweep
     than `exclude_parent`."""
     now, keys = time.time(), set()
-    for run in runs_with_tags([experiment_id], {STEP_TAG: "main", "study": study}, ("RUNNING",)):
+    for run in runs_with_tags([experiment_id], {STEP_TAG: "main", STUDY_TAG: study}, ("RUNNING",)):
         if run.data.tags.get("mlflow.parentRunId") == exclude_parent:
             continue
-        if now - last_sign_of_life(run) <= stale_after_s and run.data.tags.get("run_key"):
+        if now - last_sign_of_life(run) <= stale_after_s and run.data.tags.get(RUN_KEY_TAG):
             keys.add(run.data.tags["run_key"])
     return keys
 

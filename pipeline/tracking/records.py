@@ -14,14 +14,12 @@ import mlflow
 from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import UserError, as_text
+from pipeline.config import as_text
+from pipeline.names import STEP_TAG, UserError
 from pipeline.tracking import signals
 from pipeline.tracking.faults import one_line
 from pipeline.tracking.store import is_shared_store
 
-STEP_TAG = "step"
-ERROR_TAG = "error"
-HEARTBEAT_TAG = "heartbeat"  # unix seconds of the last sign of life of the run's process
 DEFAULT_EXPERIMENT = "sine-lstm"  # where runs go when no experiment is named
 # MLflow 3's UI opens an experiment in its model-training view (not the GenAI one) with this.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}

@@ -54,6 +54,13 @@ def scheme(uri: str) -> str:
     return urlparse(uri).scheme.split("+")[0]
 
 
+def local_folder(uri: str) -> Path | None:
+    """The folder an artifact URI names on this machine (a path, or file://), else None (a
+    server's or a cloud store's)."""
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme in ("", "file") else None
+
+
 def sqlite_file(uri: str) -> Path | None:
     """The file of a sqlite:/// URI (query string dropped), else None."""
     if scheme(uri) != "sqlite" or not uri.startswith("sqlite:///"):
