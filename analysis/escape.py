@@ -34,7 +34,7 @@ setting of the varying parameters (analysis/settings.py) and max_freq:
   where the escapes are separated (analysis/logistic.py). Where hazards are not proportional
   (curves that cross) an odds ratio is an average over the budget, weighted by who is still
   on the plateau; coverage of that average is tested at the budget study's own design, with
-  never-escaping runs and crossing curves (analysis/coverage.py, docs/coverage.md).
+  never-escaping runs and crossing curves (benchmarks/coverage_checks.py, docs/coverage.md).
 - **Divergence at the common budget**: the smallest budget among a setting's runs, which every
   run reached; the fraction still on the plateau there per max_freq, and trends.py's
   divergence trend on "still on the plateau at the common budget".

@@ -1,6 +1,7 @@
 """The coverage table: every interval the report prints, simulated at the studies' designs
-(analysis/coverage.py), written to docs/coverage.md with the design, replicates, coverage and
-its Monte-Carlo error. Not a timing: it lives here beside the other long-running scripts.
+(benchmarks/coverage_checks.py), written to docs/coverage.md with the design, replicates,
+coverage and its Monte-Carlo error. Not a timing: it lives here beside the other
+long-running scripts.
 
     python benchmarks/coverage.py --replicates 2000 --slow_replicates 1000
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis import coverage  # noqa: E402
+import coverage_checks as coverage  # noqa: E402  (beside this script)
 
 LEVELS = {
     "95": "95%",
@@ -93,8 +94,8 @@ def main() -> None:
         "",
         "Every interval the report prints, checked by simulation: runs tables drawn from a "
         "known truth at the designs of the studies the README cites, analysed by the report's "
-        "own code (`analysis/coverage.py`). *Coverage* is the fraction of simulated studies "
-        "whose interval contained the truth; its Monte-Carlo standard error is "
+        "own code (`benchmarks/coverage_checks.py`). *Coverage* is the fraction of simulated "
+        "studies whose interval contained the truth; its Monte-Carlo standard error is "
         "√(c(1 − c)/replicates). Rows marked *90%* run the same method at 90%: the tests "
         "(`tests/test_coverage.py`) require each 95% interval to pass a bar that its 90% "
         "version fails. Wilson and Clopper–Pearson rows are exact sums over the binomial "

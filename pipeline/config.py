@@ -34,6 +34,7 @@ def _choice(default: str, help: str, values: tuple[str, ...]) -> Any:
 
 
 INT_MAX = 2**31 - 1  # sizes: what NumPy and TensorFlow shapes and loops take
+MAX_RUNS = 10_000  # a sweep plans at most this many runs unless max_runs asks for more
 SEED_MAX = 2**32 - 1  # what NumPy's and Keras's seeding takes
 
 
@@ -285,6 +286,13 @@ class SweepConfig(_Validated):
         "the first seed (a study grown later takes the seeds after those it has)",
         _between(0, SEED_MAX),
         _integers(0, SEED_MAX),
+    )
+    max_runs: int = _knob(
+        MAX_RUNS,
+        "the most runs a sweep starts without being asked for more (a typo in max_freqs or "
+        "seeds is refused in seconds); 0 = no limit",
+        _between(0),
+        _integers(0) + " (0 = no limit)",
     )
     workers: int = _knob(
         0, "parallel worker processes; 0 = one per CPU core", _between(0), _integers(0)

@@ -16,6 +16,7 @@ every open run as KILLED.
 """
 
 import itertools
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -83,6 +84,30 @@ def study_name(sweep: SweepConfig, raw: dict[str, Any]) -> str:
     seeds = f"{sweep.seeds}" if not sweep.first_seed else f"{sweep.first_seed}-{sweep.seeds}"
     name = f"mf{sweep.max_freqs.replace(',', '-')}_s{seeds}{budget}{varied}"
     return f"{name}_{digest}".replace(".", "p")
+
+
+def grid_size(sweep: SweepConfig, raw: dict[str, Any]) -> tuple[int, str]:
+    """How many runs the grid holds, and its factors in words ('3 max_freqs × 5 seeds')."""
+    factors = [(len(sweep.max_freq_values), "max_freqs"), (sweep.seeds, "seeds")]
+    factors += [(len(values), name) for name, values in grid_axes(raw).items()]
+    size = math.prod(n for n, _ in factors)
+    return size, " × ".join(f"{n:,} {what}" for n, what in factors)
+
+
+def refuse_a_huge_grid(sweep: SweepConfig, raw: dict[str, Any]) -> None:
+    """Before a single pair is validated: a grid above max_runs is refused with its size and
+    what it would take (at the reference run's one minute or so on 2 cores, README)."""
+    size, factors = grid_size(sweep, raw)
+    if sweep.max_runs and size > sweep.max_runs:
+        minutes = size / max(1, sweep.workers or os.cpu_count() or 1)
+        took = f"{minutes / 60:,.0f} hours" if minutes < 60 * 24 * 365 else (
+            f"{minutes / (60 * 24 * 365):,.0f} years")  # fmt: skip
+        raise ConfigError(
+            "max_runs", sweep.max_runs,
+            f"at least the grid's {size:,} runs ({factors}) to run it: at about a minute a run "
+            f"that is some {took} on this machine; lower max_freqs or seeds, or pass "
+            f"max_runs={size} if it is meant",
+        )  # fmt: skip
 
 
 def plan(sweep: SweepConfig, raw: dict[str, Any]) -> list[Job]:
@@ -250,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def build(raw: dict[str, Any]) -> tuple[SweepConfig, dict[str, Any]]:
         sweep = SweepConfig.from_strings(raw)
+        refuse_a_huge_grid(sweep, raw)  # in seconds, before validating every pair
         jobs = plan(sweep, raw)  # validates every experiment parameter before any run starts
         # Every pair must fit, as many at once as there are workers.
         at_once = min(sweep.workers or os.cpu_count() or 1, len(jobs))

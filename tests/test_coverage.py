@@ -1,16 +1,21 @@
-"""Every interval the report prints covers at its stated level (analysis/coverage.py): seeded
-simulations of the report's own code at the studies' designs. Each bar is tight enough that
+"""Every interval the report prints covers at its stated level (benchmarks/coverage_checks.py):
+seeded simulations of the report's own code at the studies' designs. Each bar is tight enough that
 the same interval at 90% fails it, and where the method has a 90% version the test shows
 that it does. The slow checks (a bootstrap or a profile likelihood in every simulated study)
 are marked slow; the full table, with more replicates, is docs/coverage.md
 (benchmarks/coverage.py)."""
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from analysis import coverage, stats
+from analysis import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import coverage_checks as coverage  # the harness, beside its driver
 
 CHECKS = {(c.name, c.design): c for c in coverage.CHECKS}
 

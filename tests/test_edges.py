@@ -58,6 +58,21 @@ def test_a_foreign_sqlite_file_is_refused_and_left_byte_for_byte(tmp_path, kind)
     assert _sha(db) == before
 
 
+def test_a_database_with_some_but_not_all_of_mlflows_tables_is_foreign(tmp_path):
+    """Another program's SQLite file that happens to have tables called `runs` and
+    `experiments` (but no migration table) is not an MLflow store: refused, left untouched."""
+    db = tmp_path / "lab.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, distance REAL)")
+        conn.execute("CREATE TABLE experiments (id INTEGER PRIMARY KEY, title TEXT)")
+        conn.execute("INSERT INTO runs (distance) VALUES (5.0)")
+    conn.close()
+    before = _sha(db)
+    with pytest.raises(tracking.StoreError, match="another program's SQLite database"):
+        tracking.check_store(f"sqlite:///{db}")
+    assert _sha(db) == before
+
+
 def test_an_empty_or_new_sqlite_file_and_an_mlflow_store_are_used(tmp_path, store):
     empty = tmp_path / "empty.db"
     empty.touch()
@@ -95,6 +110,29 @@ def test_stale_after_min_has_a_lower_bound_of_four_heartbeats():
         with pytest.raises(ConfigError, match="expected a number of minutes ≥ 2"):
             SweepConfig(stale_after_min=minutes)
     assert SweepConfig(stale_after_min=2.0).stale_after_min == 2.0
+
+
+def test_the_heartbeat_writes_and_reads_unix_seconds():
+    """The clock the writer and the reader share: a beat written now is now in seconds (not
+    milliseconds), and a run that never beat counts from its start, which MLflow keeps in
+    milliseconds."""
+    now = time.time()
+    assert abs(float(liveness.beat()[names.HEARTBEAT_TAG]) - now) < 5
+    assert abs(float(names.beat()) - now) < 5 and names.beat(1000.7) == "1000"
+    assert names.last_beat(names.beat(now - 60), 0) == pytest.approx(now - 60, abs=1)
+    assert names.last_beat(None, int(now * 1000) - 600_000) == pytest.approx(now - 600, abs=1)
+    assert names.seconds(10) == 600
+
+
+def test_a_run_that_never_beat_is_reaped_by_its_start_time(store):
+    """Runs made before heartbeats (no tag): judged by their start, in milliseconds."""
+    client = MlflowClient()
+    old = client.create_run(store.experiment_id, tags={"step": "main", "study": "s"},
+                            start_time=int((time.time() - 1200) * 1000))  # fmt: skip
+    new = client.create_run(store.experiment_id, tags={"step": "main", "study": "s"})
+    reaped = tracking.reap_stale([store.experiment_id], "s", names.seconds(10))
+    assert [r.info.run_id for r in reaped] == [old.info.run_id]
+    assert client.get_run(new.info.run_id).info.status == "RUNNING"
 
 
 def _main_run(experiment_id: str, run_key: str, beat_age_s: float, status: str = "RUNNING"):

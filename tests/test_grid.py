@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.config import PipelineConfig, SweepConfig
 from pipeline.jobs import Context
-from pipeline.names import ConfigError
+from pipeline.names import ENGINES, ConfigError
 from pipeline.sweep import grid_axes, plan, run_key, study_name
 
 RAW = {"max_freqs": "5,10", "seeds": "2"}
@@ -99,7 +99,10 @@ def test_run_key_changes_with_any_parameter_and_with_the_code(monkeypatch):
             {"study": "x" * 65},
             "is not allowed: expected letters, digits, '-' and '_' (at most 64)",
         ),
-        ({"executor": "slurm"}, "executor='slurm' is not allowed: expected local or ray"),
+        (
+            {"executor": "slurm"},
+            f"executor='slurm' is not allowed: expected {' or '.join(ENGINES)}",
+        ),
         ({"ray_address": "host"}, "ray_address='host' is not allowed: expected empty, 'auto'"),
     ],
 )
@@ -128,3 +131,27 @@ def test_a_failing_job_is_a_result_and_is_counted(monkeypatch):
     books.book(job, jobs.Result(jobs.FINISHED, 1.0, "id", {"diverged": 0.0, "mae_test": 0.5}))
     books.close()
     assert books.counts["runs_failed"] == 1 and books.counts["runs_finished"] == 1
+
+
+def test_an_absurd_grid_is_refused_in_seconds_with_its_size(capsys):
+    """Thousands of max_freqs × a hundred thousand seeds: refused before a pair is validated,
+    with the grid's size and how to ask for it anyway."""
+    import time
+
+    from pipeline import sweep
+
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as stop:
+        sweep.main(["--max_freqs", ",".join(map(str, range(3, 3003))), "--seeds", "100000"])
+    seconds = time.perf_counter() - start
+    assert stop.value.code == 2 and seconds < 10
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after MLflow's truncation notice
+    assert err.startswith(
+        "error: max_runs=10000 is not allowed: expected at least the grid's 300,000,000 runs "
+        "(3,000 max_freqs × 100,000 seeds) to run it"
+    )
+    assert "pass max_runs=300000000 if it is meant" in err
+    cfg = SweepConfig.from_strings({"max_freqs": "10,20", "seeds": "3", "max_runs": "5"})
+    with pytest.raises(ConfigError, match=r"the grid's 6 runs \(2 max_freqs × 3 seeds\)"):
+        sweep.refuse_a_huge_grid(cfg, {"max_freqs": "10,20", "seeds": "3"})
+    sweep.refuse_a_huge_grid(SweepConfig.from_strings({"max_runs": "0", "seeds": "99999"}), {})

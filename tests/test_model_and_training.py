@@ -9,10 +9,10 @@ import pytest
 
 from pipeline.config import DataConfig, EvalConfig, TrainConfig
 from pipeline.evaluate import evaluate
-from pipeline.names import MAE_RATIO, NONE, NONFINITE
-from pipeline.progress import divergence_reason
 from pipeline.generate_data import Dataset, generate
 from pipeline.model import build_model, parameter_count
+from pipeline.names import MAE_RATIO, NONE, NONFINITE
+from pipeline.progress import divergence_reason
 from pipeline.train import train
 
 keras = pytest.importorskip("keras")

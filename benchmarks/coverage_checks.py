@@ -1,5 +1,6 @@
 """Does each interval the report prints cover at its stated level? Seeded simulations at
-realistic designs, running the report's own code on runs tables drawn from a known truth.
+realistic designs, running the report's own code on runs tables drawn from a known truth. The
+harness lives beside its driver (benchmarks/coverage.py); the report never imports it.
 
 Each check returns, per simulated study, whether the interval covered the truth, for the
 interval at the report's level (95%) and, where the method has one, at 90%: a test shows the
