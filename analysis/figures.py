@@ -293,7 +293,7 @@ def escape_survival(escapes: list, setting: str, path: Path):
     keys = [(label(e.setting), m) for e in escapes for m in e.curves]
     color_of, style_of = _by_setting_and_freq(keys)
     rows = max(1, math.ceil(len(keys) / 6))
-    cols = max(1, math.ceil(len(keys) / rows))
+    cols = max(2, math.ceil(len(keys) / rows))  # two at least: the top row has two halves
     fig = plt.figure(figsize=(12, 4.4 + 2.3 * rows), dpi=110)
     grid = fig.add_gridspec(1 + rows, cols, height_ratios=[2.2] + [1] * rows)
     half = max(1, cols // 2)

@@ -294,6 +294,14 @@ def test_no_progress_data_means_no_section():
     assert escape.fit(old) == [] and not escape.has_progress(old)
 
 
+def test_the_figure_draws_a_study_of_one_max_freq_and_one_run(tmp_path):
+    from analysis import figures
+
+    path = tmp_path / "escape.png"
+    figures.escape_survival(escape.fit(_runs({3: [np.nan]})), "one run", path)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_each_setting_is_analysed_apart_and_named_in_the_metrics():
     runs = pd.concat(
         [_runs(budget=100), _runs({10: [20, np.nan], 30: [np.nan, 80]}, budget=200)],
