@@ -50,6 +50,22 @@ STUDIES = [
         "steps θ (tested at the budget design: 16 seeds, 6,000 updates)",
     ),
     (
+        "shape",
+        "max_freq 10…50 in steps of 5 × 16 seeds, 6,000 updates, each run stopped once "
+        "off the plateau",
+        "divergence steps (Newcombe) and the test of one trend against categories (tested at "
+        "this design); divergence rate (Wilson, 16 runs); escape medians and steps θ (tested at "
+        "the budget design: 5 max_freqs × 16 seeds)",
+    ),
+    (
+        "backends",
+        "backend × max_freq 10, 20, 30 × 10 seeds, 200 epochs",
+        "pooled TOST: ratio of medians (QuantReg, cell bootstrap; tested at 15 learned runs a "
+        "cell, not at about 10) and divergence odds ratio (logistic, Wald; tested at the "
+        "factorial designs, not this one); per max_freq: ratio of medians (tested at 20 vs 20 "
+        "learned runs), divergence rates (Wilson, tested at 16 and 40 runs)",
+    ),
+    (
         "remainder",
         "max_freq 30 × batch_size 29, 32, 33, 36 × 16 seeds, 6,000 updates",
         "factor odds ratios (Firth path tested at the causes design, 2 × 2 × 2 × 10); escape "
