@@ -542,6 +542,8 @@ class Escape:
     late: tuple[Late, ...] = ()  # from a quarter and from half of the budget
     rule: RuleCheck | None = None
     aliased: tuple[int, ...] = ()  # max_freqs in the table and curves, not in the fits
+    # is "still on the plateau at the budget" one log-linear trend at all (None: < 3 max_freqs)
+    at_budget_shape: trends.DivergenceShape | None = None
 
 
 MODE_COLUMNS = tuple(f"mode_{m}" for m in names.FAILURE_MODES)
@@ -612,15 +614,14 @@ def fit(
             curve = plateau_curve(g)
             per_epoch = float(np.median(g["time"] / g["epochs"]))
             curves[int(m)] = (curve, curve.assign(time=curve["time"] / per_epoch))
-        at_budget = trends.divergence_trend(
-            pd.DataFrame(
-                {
-                    "status": "FINISHED",
-                    "max_freq": fitted["max_freq"],
-                    "diverged": fitted["escaped_by"] > budget,
-                }
-            )
+        on_plateau = pd.DataFrame(
+            {
+                "status": "FINISHED",
+                "max_freq": fitted["max_freq"],
+                "diverged": fitted["escaped_by"] > budget,
+            }
         )
+        at_budget = trends.divergence_trend(on_plateau)
         out.append(
             Escape(
                 setting,
@@ -632,6 +633,7 @@ def fit(
                 tuple(late_escapes(fitted, budget, f) for f in LATE_FROM),
                 rule_check(part, histories),
                 aliased,
+                trends.divergence_shape(on_plateau),
             )
         )
     return out

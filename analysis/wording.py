@@ -750,6 +750,15 @@ def budget_sentence(e: escape.Escape, family: Family, key: tuple) -> str:
         }.get(d.reason, NO_FIT.get(d.reason, d.reason))
         return f"{head} ({reason})."
     how = "Firth logistic" if d.method == "firth" else "logistic"
+    sh = e.at_budget_shape
+    if sh is not None and sh.p < ALPHA:  # one trend does not fit: its odds are not read
+        return (
+            f"{head}; one log-linear trend does not fit these counts (deviance "
+            f"{fmt(sh.lack_of_fit)} on {sh.df} df against max_freq as categories, p = "
+            f"{p_text(sh.p)}), so no odds ratio per +{PER} is read from them, only the counts "
+            f"per max_freq (the {how} slope's test, counted among the report's tests: "
+            f"{tests_text(family, key)})."
+        )
     if d.verdict == "cannot tell":
         return (
             f"{head}; vs max_freq not resolved: the odds change by a factor between "

@@ -350,6 +350,25 @@ def test_the_budget_record_gets_no_single_rate_and_a_median_at_or_before_the_fir
     assert late[3000] == (13, 1)  # over 10–50: the aliased max_freq 60 is not counted
 
 
+def test_counts_at_the_budget_that_are_not_one_trend_get_no_odds_per_10():
+    """The budget record's runs still on the plateau at 6,000 updates (0, 2, 6, 3, 1 of 16
+    over 10–50) are not one log-linear trend (the deviance test rejects it), so the sentence
+    reads them per max_freq and prints no odds ratio per +10; a steady pattern still gets one."""
+    runs = load.read_csv(ROOT / "docs" / "results" / "budget" / "runs.csv")
+    (e,) = escape.fit(stats.judged(runs, None))
+    assert e.at_budget_shape.p < 0.05
+    family = family_of([], None, None, [e])
+    text = wording.budget_sentence(e, family, ("budget", ""))
+    assert "one log-linear trend does not fit these counts (deviance 11" in text
+    assert "odds change by a factor" not in text and "per max_freq" in text
+    steady = escape.fit(_runs({10: [20] * 4 + [np.nan], 20: [20] * 3 + [np.nan] * 2,
+                               30: [20] * 2 + [np.nan] * 3}))  # fmt: skip
+    (s,) = steady
+    assert s.at_budget_shape.p >= 0.05
+    text = wording.budget_sentence(s, family_of([], None, None, steady), ("budget", ""))
+    assert "odds change by a factor" in text or "odds ×" in text
+
+
 @pytest.mark.slow  # ~50 s: a real sweep with a train_steps axis
 def test_a_tiny_sweep_with_a_budget_axis_is_reported_per_budget(store, tmp_path):
     """Real runs: max_freq 3 and 4 × train_steps 2 and 5, one seed, a tiny network."""
