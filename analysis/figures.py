@@ -179,7 +179,9 @@ def divergence_rate(
     fits: list[trends.Trends] | None = None,
 ):
     """The observed rate with 95% Wilson intervals per max_freq, and the fitted logistic curve
-    with its 95% band."""
+    with its 95% band where one trend fits (the report's deviance test does not reject it
+    against max_freq as categories); where it is rejected no curve is drawn, as the report
+    gives no odds ratio."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     for i, count, prefix, color, part_setting, _part, fit in _parts(runs, fits):
@@ -201,7 +203,11 @@ def divergence_rate(
                     f"n={n}", (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=7
                 )
         d = fit.divergence if fit is not None else None
-        if d is not None and d.method:
+        shape = fit.shape if fit is not None else None
+        if shape is not None and shape.p < trends.ALPHA:
+            ax.plot([], [], " ", label=f"{prefix}one logistic trend rejected (deviance "
+                    f"p = {shape.p:.2g}): none drawn")  # fmt: skip
+        elif d is not None and d.method:
             grid = np.linspace(min(d.max_freqs), max(d.max_freqs), 200)
             curve = trends.divergence_curve(d, grid)
             how = "Firth logistic" if d.method == "firth" else "logistic"
@@ -217,7 +223,7 @@ def divergence_rate(
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("max_freq (frequencies 1 … max_freq−1)")
     ax.set_ylabel("fraction of finished runs that diverged")
-    _finish(fig, ax, path, f"Divergence rate vs max_freq, logistic fit and 95% band: {setting}")
+    _finish(fig, ax, path, f"Divergence rate vs max_freq, 95% intervals: {setting}")
 
 
 def _by_setting_and_freq(keys) -> tuple[dict, dict]:

@@ -369,6 +369,30 @@ def test_counts_at_the_budget_that_are_not_one_trend_get_no_odds_per_10():
     assert "odds change by a factor" in text or "odds ×" in text
 
 
+def _divergence_legend(runs: pd.DataFrame, tmp_path, monkeypatch) -> list[str]:
+    from analysis import figures, trends
+
+    seen = {}
+    monkeypatch.setattr(figures, "_finish", lambda fig, ax, path, title: seen.setdefault("ax", ax))
+    judged = stats.judged(runs, None)
+    figures.divergence_rate(
+        stats.summarize(judged), judged, "s", tmp_path / "d.png", trends.fit(judged)
+    )
+    return seen["ax"].get_legend_handles_labels()[1]
+
+
+def test_the_divergence_figure_draws_one_trend_only_where_one_fits(tmp_path, monkeypatch):
+    """The budget record's rates (0, 2, 6, 3, 1 of 16) reject one logistic trend: the figure
+    draws no fitted curve and says why; the extend record's (2, 5, 1, 0 of 24; deviance p =
+    0.058) get their curve."""
+    budget = load.read_csv(ROOT / "docs" / "results" / "budget" / "runs.csv")
+    labels = _divergence_legend(budget, tmp_path, monkeypatch)
+    assert any("one logistic trend rejected (deviance p = 0.012)" in t for t in labels), labels
+    assert not any("fit: odds" in t for t in labels)
+    extend = load.read_csv(ROOT / "docs" / "results" / "extend" / "runs.csv")
+    assert any("fit: odds" in t for t in _divergence_legend(extend, tmp_path, monkeypatch))
+
+
 @pytest.mark.slow  # ~50 s: a real sweep with a train_steps axis
 def test_a_tiny_sweep_with_a_budget_axis_is_reported_per_budget(store, tmp_path):
     """Real runs: max_freq 3 and 4 × train_steps 2 and 5, one seed, a tiny network."""
