@@ -576,6 +576,7 @@ def per_max_freq(rec: pd.DataFrame, budget: float, curves: dict) -> pd.DataFrame
             "median_low": median.low,
             "median_high": median.high,
             "median_after": median.after,
+            "followed_to": median.budget,  # this max_freq's own budget (epochs: more at larger)
             "median_epochs": median.value / per_epoch,
             "steps_per_epoch": per_epoch,
         }

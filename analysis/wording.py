@@ -652,7 +652,9 @@ def updates(value: float) -> str:
 
 def median_text(row) -> str:
     """'≤ 147 [0, 294]', '735 [441, 1,176]', '2,058 [735, > 6,000]', '> 6,000 [1,029, –]':
-    the first check with at most half still on the plateau, and its 95% interval."""
+    the first check with at most half still on the plateau, and its 95% interval; 'budget' is
+    the max_freq's own (with epochs, larger max_freqs are followed further than the common
+    budget)."""
     budget = updates(row["budget"])
     if math.isinf(row["median_steps"]):
         value = f"> {budget}"
@@ -881,7 +883,7 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
         if t["stopped"].any():
             view["stopped at escape"] = t["stopped"]
         view["median escape, updates [95% CI]"] = [
-            median_text({**r, "budget": e.budget}) for _, r in t.iterrows()
+            median_text({**r, "budget": r.get("followed_to", e.budget)}) for _, r in t.iterrows()
         ]
         view["median escape, epochs"] = [
             "–" if math.isinf(v) else fmt(v) for v in t["median_epochs"]

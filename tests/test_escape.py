@@ -319,6 +319,26 @@ def test_each_setting_is_analysed_apart_and_named_in_the_metrics():
     assert "escape_step_theta/train_steps_100/max_freq_30" in metrics
 
 
+def test_a_median_beyond_the_common_budget_is_bounded_by_its_own_budget():
+    """With epochs, max_freq 30 (10 updates an epoch) is followed to 2,000 updates while the
+    common budget is max_freq 10's 600: its median's open end is '> 2,000', never '> 600'
+    below the median itself."""
+    runs = pd.concat(
+        [
+            _runs({10: [30, 60, 90, np.nan, np.nan]}, budget=0, per_epoch=3, every=30),
+            _runs({30: [300, 600, 900, np.nan, np.nan]}, budget=0, per_epoch=10, every=30),
+        ],
+        ignore_index=True,
+    )
+    (e,) = escape.fit(runs)
+    assert e.budget == 600
+    section = wording.escape_section([e], False, family_of([], None, None, [e]))
+    column = section.table["median escape, updates [95% CI]"]
+    medians = dict(zip(section.table["max_freq"], column, strict=True))
+    assert medians[30] == "900 [0, > 2,000]", medians
+    assert medians[10] == "90 [0, > 600]", medians
+
+
 def test_the_section_says_failure_delay_and_the_budget_trend():
     fits = escape.fit(_runs())
     family = family_of([], None, None, fits)
