@@ -104,12 +104,12 @@ remainder: venv ## the last partial batch as a factor: max_freq 30 × batch_size
 	$(BIN)/mlflow run . -e sweep -P max_freqs=30 -P seeds=$(BUDGET_SEEDS) -P batch_size=$(REMAINDER_BATCHES) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=remainder --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study remainder
 
-extend: venv ## failure or delay: max_freq 20–50 × 24 seeds to 24,000 updates, stopping once off the plateau (about 3 h)
+extend: venv ## failure or delay: max_freq 20–50 × 24 seeds to 24,000 updates, stopping once off the plateau (1 h 30 min measured)
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(EXTEND_MAX_FREQS) -P seeds=$(EXTEND_SEEDS) -P train_steps=$(EXTEND_STEPS) -P check_every=$(CHECK_EVERY) -P stop_on_escape=true -P backend=$(STUDY_BACKEND) -P study=extend --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study extend
 
-shape: venv ## divergence against max_freq 10…50 (steps of 5) × 32 seeds, 6,000 updates, stopped once decided (about 3 h)
+shape: venv ## divergence against max_freq 10…50 (steps of 5) × 32 seeds, 6,000 updates, stopped once decided (about 1 h 30 min)
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(SHAPE_MAX_FREQS) -P seeds=$(SHAPE_SEEDS) -P first_seed=$(SHAPE_FIRST_SEED) -P train_steps=$(BUDGET_STEPS) -P stop_on_escape=true -P backend=$(STUDY_BACKEND) -P study=shape --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study shape
