@@ -122,6 +122,34 @@ def test_an_open_run_beats_and_a_closed_one_stops(store, monkeypatch):
     assert run.info.run_id not in liveness.heartbeat
 
 
+@pytest.mark.parametrize("reason", [None, "the sweep process that started this worker died"])
+def test_an_error_a_library_raises_in_place_of_the_stop_signal_ends_the_runs_killed(
+    store, monkeypatch, reason
+):
+    """A stop signal's interrupt that a library (the backend, the store's client) catches and
+    replaces with another error still ends every open run KILLED with the stop's reason, not
+    FAILED with the library's error; without a stop, the same error is a failure."""
+    from pipeline.tracking import signals
+
+    monkeypatch.setattr(signals, "_last_raised", [time.monotonic()])
+    monkeypatch.setattr(signals, "_interrupt_reason", [reason] if reason else [])
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with tracking.step_run("main", {}) as main, tracking.step_run("train", {}) as train:
+                raise RuntimeError("the backend's wrapper of the interrupt")
+    finally:
+        signals.reset()
+    for run in (main, train):
+        done = MlflowClient().get_run(run.info.run_id)
+        assert done.info.status == "KILLED"
+        expected = reason or "stopped by a signal (RuntimeError: the backend's wrapper"
+        assert done.data.tags[names.ERROR_TAG].startswith(expected), done.data.tags
+    with pytest.raises(RuntimeError):
+        with tracking.step_run("main", {}) as plain:
+            raise RuntimeError("a real failure")
+    assert MlflowClient().get_run(plain.info.run_id).info.status == "FAILED"
+
+
 def _running(name: str, tags: dict[str, str], beat_age_s: float | None, parent=None) -> str:
     client = MlflowClient()
     if beat_age_s is not None:

@@ -99,6 +99,14 @@ def step_run(
         _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException as exc:
+        if signals.interrupted():  # the stop, turned into another error by a library
+            signals.stopping()
+            liveness.heartbeat.discard(run_id)
+            reason = signals.interrupt_reason() or f"stopped by a signal ({one_line(exc)})"
+            _quietly(mlflow.set_tag, ERROR_TAG, reason)
+            _quietly(_drop_local_artifacts, run.info.artifact_uri)
+            _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.KILLED))
+            raise signals.Interrupted(reason) from exc
         liveness.heartbeat.discard(run_id)
         _quietly(mlflow.set_tag, ERROR_TAG, one_line(exc))
         _quietly(_drop_local_artifacts, run.info.artifact_uri)

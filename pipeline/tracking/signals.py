@@ -116,6 +116,13 @@ def is_stopping() -> bool:
     return _stopping.is_set()
 
 
+def interrupted() -> bool:
+    """Whether this process's handler has raised a stop (SIGTERM) interrupt. A library that
+    catches the interrupt and raises another error in its place (seen with the run's backend
+    or the store's client mid-call) still ends the run as stopped: see step_run."""
+    return _last_raised[0] > -float("inf")
+
+
 def reset() -> None:
     """For tests that interrupt in process: later SIGTERMs count again."""
     _stopping.clear()
