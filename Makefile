@@ -41,7 +41,7 @@ ORIGINAL_BACKEND ?= jax
 EPOCHS ?= 200
 # The suite in TEST_WORKERS processes (pytest-xdist; 1: one process, no xdist). Most tests
 # wait on a child process or train on one core, so two share two cores well (on 2 cores: make
-# test about 7 min, make test-slow about 13); the Ray tests and the team server's run in one
+# test about 8 min, make test-slow about 14); the Ray tests and the team server's run in one
 # worker each (xdist_group).
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL = $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
