@@ -883,7 +883,7 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
         if t["stopped"].any():
             view["stopped at escape"] = t["stopped"]
         view["median escape, updates [95% CI]"] = [
-            median_text({**r, "budget": r.get("followed_to", e.budget)}) for _, r in t.iterrows()
+            median_text({**r, "budget": r["followed_to"]}) for _, r in t.iterrows()
         ]
         view["median escape, epochs"] = [
             "–" if math.isinf(v) else fmt(v) for v in t["median_epochs"]

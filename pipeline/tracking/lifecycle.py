@@ -90,22 +90,12 @@ def step_run(
         _quietly(MlflowClient().delete_run, run_id)  # it trained nothing: no trace in the study
         raise
     except KeyboardInterrupt as exc:
-        signals.stopping()
-        liveness.heartbeat.discard(run_id)
-        reason = getattr(exc, "reason", None) or signals.interrupt_reason()
-        if reason:
-            _quietly(mlflow.set_tag, ERROR_TAG, reason)
-        _quietly(_drop_local_artifacts, run.info.artifact_uri)
-        _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.KILLED))
+        _end_stopped(run, getattr(exc, "reason", None) or signals.interrupt_reason())
         raise
     except BaseException as exc:
         if signals.interrupted():  # the stop, turned into another error by a library
-            signals.stopping()
-            liveness.heartbeat.discard(run_id)
             reason = signals.interrupt_reason() or f"stopped by a signal ({one_line(exc)})"
-            _quietly(mlflow.set_tag, ERROR_TAG, reason)
-            _quietly(_drop_local_artifacts, run.info.artifact_uri)
-            _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.KILLED))
+            _end_stopped(run, reason)
             raise signals.Interrupted(reason) from exc
         liveness.heartbeat.discard(run_id)
         _quietly(mlflow.set_tag, ERROR_TAG, one_line(exc))
@@ -115,6 +105,16 @@ def step_run(
     else:
         liveness.heartbeat.discard(run_id)
         mlflow.end_run()
+
+
+def _end_stopped(run: mlflow.ActiveRun, reason: str | None) -> None:
+    """Close a run that a stop (Ctrl-C, SIGTERM) ended: KILLED, with the reason if any."""
+    signals.stopping()
+    liveness.heartbeat.discard(run.info.run_id)
+    if reason:
+        _quietly(mlflow.set_tag, ERROR_TAG, reason)
+    _quietly(_drop_local_artifacts, run.info.artifact_uri)
+    _quietly(mlflow.end_run, RunStatus.to_string(RunStatus.KILLED))
 
 
 def claim_pair(run: mlflow.ActiveRun, study: str, run_key: str, stale_after_s: float) -> None:

@@ -118,8 +118,8 @@ def is_stopping() -> bool:
 
 def interrupted() -> bool:
     """Whether this process's handler has raised a stop (SIGTERM) interrupt. A library that
-    catches the interrupt and raises another error in its place (seen with the run's backend
-    or the store's client mid-call) still ends the run as stopped: see step_run."""
+    catches the interrupt and raises another error in its place (a backend or a store client
+    may, mid-call) still ends the run as stopped: see step_run."""
     return _last_raised[0] > -float("inf")
 
 
