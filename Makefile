@@ -35,6 +35,11 @@ CHECK_EVERY ?= 150
 SHAPE_MAX_FREQS ?= 10,15,20,25,30,35,40,45,50
 SHAPE_SEEDS ?= 32
 SHAPE_FIRST_SEED ?= 0
+# Do stopped runs' verdicts hold to the budget? The shape study's first seeds at 20–40, trained
+# to the full 6,000 updates without stopping: how often a run that left the plateau is back on it
+# at the end (a relapse), and the end-of-budget divergence beside shape's stopped counts.
+RELAPSE_MAX_FREQS ?= 20,25,30,35,40
+RELAPSE_SEEDS ?= 16
 # The setting of the original question (pipeline/config.py ORIGINAL; a test keeps them equal).
 ORIGINAL = -P time_steps=2000 -P max_freq=301 -P samples_per_freq=1 -P test_samples_per_freq=1
 ORIGINAL_BACKEND ?= jax
@@ -58,7 +63,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run study report reap test test-slow test-all lint format bench ui clean
-.PHONY: backends causes budget remainder extend shape original
+.PHONY: backends causes budget remainder extend shape relapse original
 .PHONY: server server-stop server-status postgres
 
 help: ## list the targets
@@ -114,6 +119,11 @@ shape: venv ## divergence against max_freq 10…50 (steps of 5) × 32 seeds, 6,0
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(SHAPE_MAX_FREQS) -P seeds=$(SHAPE_SEEDS) -P first_seed=$(SHAPE_FIRST_SEED) -P train_steps=$(BUDGET_STEPS) -P stop_on_escape=true -P backend=$(STUDY_BACKEND) -P study=shape --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study shape
+
+relapse: venv ## shape's seeds 0…15 at max_freq 20–40 to the full 6,000 updates, not stopped: how often a learned run falls back (about 75 min)
+	@$(BIN)/python -m pipeline.tracking
+	$(BIN)/mlflow run . -e sweep -P max_freqs=$(RELAPSE_MAX_FREQS) -P seeds=$(RELAPSE_SEEDS) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=relapse --env-manager local $(EXPERIMENT_ARG)
+	$(BIN)/python -m analysis --study relapse
 
 original: venv ## the original failing setting: one 2,000-point series per frequency 1…300 (EPOCHS=…)
 	@$(BIN)/python -m pipeline.tracking

@@ -43,7 +43,9 @@ setting of the varying parameters (analysis/settings.py) and max_freq:
   Clopper–Pearson interval. Only a longer budget can say more (`make extend`).
 - **The stopping rule, checked**: over full-budget runs with their mae_ratio_train histories,
   how many runs the rule (pipeline/progress.py: two checks in a row off the plateau) would have
-  stopped, and how many of those ended diverged.
+  stopped, and how many of those ended diverged all the same (*relapsed*), in all and per
+  max_freq; beside it, per max_freq, the runs never confirmed off the plateau (what a stopped
+  study counts as diverged) and those diverged at the budget.
 
 Aliased max_freqs are shown in the table and curves and left out of every model and count
 that pools max_freqs, as trends.py does.
@@ -53,7 +55,9 @@ that pools max_freqs, as trends.py does.
 (`_low`, `_high`, `_p`: max_freq m against the one before); `escape_runs`, `escape_events`,
 `escape_budget`; per max_freq `plateau_at_budget/max_freq_<m>` (`_low`, `_high`) and
 `median_escape/max_freq_<m>` (`_low`, `_high`); `late_escapes/from_<u>` (`_low`, `_high`,
-`_runs`); `stop_rule_runs`, `stop_rule_diverged`.
+`_runs`); `stop_rule_runs`, `stop_rule_diverged` (`_low`, `_high`); per max_freq
+`stop_rule_relapsed/max_freq_<m>` (`_low`, `_high`, `_runs`: relapsed among the runs the rule
+would stop) and `never_confirmed/max_freq_<m>` (the fraction never confirmed off the plateau).
 """
 
 import itertools
@@ -492,13 +496,19 @@ def late_escapes(rec: pd.DataFrame, budget: float, fraction: float) -> Late:
 
 @dataclass(frozen=True)
 class RuleCheck:
-    """The stopping rule applied to full-budget runs' histories."""
+    """The stopping rule applied to full-budget runs' histories. A run the rule would have
+    stopped (confirmed off the plateau before its budget) and that ended diverged all the same
+    *relapsed*: a stopped study counts it as not diverged. `table` has one row per max_freq:
+    runs, stopped, relapsed (with its 95% Clopper–Pearson `low`, `high` among the stopped),
+    `never` (runs never confirmed off the plateau: what a stopped study counts as diverged)
+    and `diverged` (at the budget: never + relapsed)."""
 
     runs: int  # full-budget runs with a history
     stopped: int  # … that the rule would have stopped before their budget
-    diverged: int  # … of which ended diverged
+    diverged: int  # … of which ended diverged (relapsed)
     low: float = math.nan  # Clopper–Pearson 95% of diverged / stopped
     high: float = math.nan
+    table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
 
 def rule_check(
@@ -510,22 +520,31 @@ def rule_check(
     done = part[(part["status"] == "FINISHED") & part["optimizer_steps"].notna()]
     if "stop_on_escape" in done:  # runs that could not have been stopped (older runs: NaN)
         done = done[~done["stop_on_escape"].astype("boolean").fillna(False).to_numpy(bool)]
-    runs = stopped = diverged = 0
-    for run_id, ended, ratio in zip(
-        done["run_id"], diverged_of(done), done["divergence_ratio"], strict=True
-    ):
+    rows = []
+    for max_freq, run_id, ended, ratio in zip(
+        done["max_freq"], done["run_id"], diverged_of(done), done["divergence_ratio"],
+        strict=True,
+    ):  # fmt: skip
         if run_id not in histories:
             continue
         _steps, values = histories[run_id]
-        runs += 1
         at = progress.first_confirmed(values, float(ratio))
-        if at is not None and at < len(values) - 1:
-            stopped += 1
-            diverged += int(ended)
-    if not runs:
+        stopped = at is not None and at < len(values) - 1
+        rows.append((int(max_freq), stopped, stopped and bool(ended), bool(ended)))
+    if not rows:
         return None
-    low, high = clopper_pearson(diverged, stopped)
-    return RuleCheck(runs, stopped, diverged, float(low), float(high))
+    flags = pd.DataFrame(rows, columns=["max_freq", "stopped", "relapsed", "diverged"])
+    table = flags.groupby("max_freq", sort=True).agg(
+        runs=("stopped", "size"), stopped=("stopped", "sum"), relapsed=("relapsed", "sum"),
+        diverged=("diverged", "sum"),
+    ).reset_index()  # fmt: skip
+    table = table.astype(int)
+    table["never"] = table["runs"] - table["stopped"]
+    low, high = clopper_pearson(table["relapsed"].to_numpy(), table["stopped"].to_numpy())
+    table["low"], table["high"] = low.astype(float), high.astype(float)
+    stopped, relapsed = int(table["stopped"].sum()), int(table["relapsed"].sum())
+    low, high = clopper_pearson(relapsed, stopped)
+    return RuleCheck(len(flags), stopped, relapsed, float(low), float(high), table)
 
 
 # --- per setting -----------------------------------------------------------------------------
@@ -675,4 +694,12 @@ def metrics(escapes: list[Escape]) -> dict[str, float]:
         if e.rule is not None:
             out[f"stop_rule_runs{suffix}"] = float(e.rule.stopped)
             out[f"stop_rule_diverged{suffix}"] = float(e.rule.diverged)
+            out[f"stop_rule_diverged_low{suffix}"] = e.rule.low
+            out[f"stop_rule_diverged_high{suffix}"] = e.rule.high
+            for row in e.rule.table.itertuples(index=False):
+                key = f"stop_rule_relapsed{suffix}/max_freq_{row.max_freq}"
+                out |= {key: row.relapsed / row.stopped if row.stopped else math.nan,
+                        f"{key}_low": row.low, f"{key}_high": row.high,
+                        f"{key}_runs": float(row.stopped)}  # fmt: skip
+                out[f"never_confirmed{suffix}/max_freq_{row.max_freq}"] = row.never / row.runs
     return {k: float(v) for k, v in out.items()}

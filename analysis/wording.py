@@ -821,12 +821,28 @@ def rule_sentence(r: escape.RuleCheck) -> str:
             f"**The stopping rule, checked**: of {r.runs} full-budget runs, none was off the "
             "plateau at two checks in a row before its budget: nothing to check."
         )
-    return (
+    text = (
         f"**The stopping rule, checked on full-budget runs**: of {r.runs} runs, {r.stopped} were "
         f"off the plateau at two checks in a row before their budget (where stop_on_escape "
         f"would have ended them); {r.diverged} of those ended diverged ({r.diverged}/"
-        f"{r.stopped}; 95% Clopper–Pearson {fmt(r.low)} to {fmt(r.high)}), so a stopped run "
-        f"is judged not diverged at a cost of at most that rate of wrong verdicts."
+        f"{r.stopped}; 95% Clopper–Pearson {fmt(r.low)} to {fmt(r.high)}): they relapsed, and a "
+        "stopped study would have counted them as not diverged."
+    )
+    if len(r.table) < 2:
+        return text
+    relapsed = "; ".join(
+        f"{row.max_freq}: {row.relapsed}/{row.stopped}"
+        + (f" [{fmt(row.low)}, {fmt(row.high)}]" if row.stopped else "")
+        for row in r.table.itertuples(index=False)
+    )
+    counts = "; ".join(
+        f"{row.max_freq}: {row.never} vs {row.diverged} of {row.runs}"
+        for row in r.table.itertuples(index=False)
+    )
+    return (
+        f"{text} Relapsed by max_freq (of the runs the rule would have stopped): {relapsed}. "
+        f"Never confirmed off the plateau (what a stopped study counts as diverged) against "
+        f"diverged at the budget: {counts}."
     )
 
 

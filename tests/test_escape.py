@@ -233,16 +233,37 @@ def test_late_escapes_are_counted_from_a_quarter_and_half_of_the_budget_over_wel
 
 
 def test_the_stopping_rule_is_checked_on_full_budget_histories():
-    runs = _runs({10: [40.0, np.nan, 80.0]})
+    runs = _runs({10: [40.0, np.nan, 80.0], 20: [40.0, np.nan]})
+    steps = np.array([0, 20, 40, 60, 100])
     histories = {
-        "r10-0": (np.array([0, 20, 40, 60, 100]), np.array([2.0, 0.9, 0.3, 0.2, 0.1])),
+        "r10-0": (steps, np.array([2.0, 0.9, 0.3, 0.2, 0.1])),
         # off at two checks in a row, back on the plateau at the end: the rule's wrong call
-        "r10-1": (np.array([0, 20, 40, 60, 100]), np.array([2.0, 0.3, 0.2, 0.8, 0.9])),
-        "r10-2": (np.array([0, 20, 40, 60, 100]), np.array([2.0, 0.9, 0.9, 0.9, 0.3])),
+        "r10-1": (steps, np.array([2.0, 0.3, 0.2, 0.8, 0.9])),
+        "r10-2": (steps, np.array([2.0, 0.9, 0.9, 0.9, 0.3])),  # off only at the end
+        "r20-0": (steps, np.array([2.0, 0.9, 0.3, 0.2, 0.1])),
+        "r20-1": (steps, np.array([2.0, 0.9, 0.8, 0.9, 0.9])),  # never off: not stopped
     }
     (e,) = escape.fit(runs, histories)
-    assert (e.rule.runs, e.rule.stopped, e.rule.diverged) == (3, 2, 1)
-    assert wording.rule_sentence(e.rule).count("1 of those ended diverged") == 1
+    assert (e.rule.runs, e.rule.stopped, e.rule.diverged) == (5, 3, 1)
+    table = e.rule.table.set_index("max_freq")
+    assert table.loc[10, ["runs", "stopped", "relapsed", "never", "diverged"]].tolist() == [
+        3, 2, 1, 1, 1,
+    ]  # fmt: skip
+    assert table.loc[20, ["runs", "stopped", "relapsed", "never", "diverged"]].tolist() == [
+        2, 1, 0, 1, 1,
+    ]  # fmt: skip
+    low, high = proportion_confint(1, 2, alpha=0.05, method="beta")
+    assert (table.loc[10, "low"], table.loc[10, "high"]) == pytest.approx((low, high))
+    low, high = proportion_confint(1, 3, alpha=0.05, method="beta")
+    assert (e.rule.low, e.rule.high) == pytest.approx((low, high))
+    text = wording.rule_sentence(e.rule)
+    assert "1 of those ended diverged (1/3" in text
+    assert "Relapsed by max_freq (of the runs the rule would have stopped): 10: 1/2 [" in text
+    assert "diverged at the budget: 10: 1 vs 1 of 3; 20: 1 vs 1 of 2." in text
+    m = escape.metrics([e])
+    assert m["stop_rule_relapsed/max_freq_10"] == 0.5
+    assert m["stop_rule_relapsed/max_freq_20_runs"] == 1.0
+    assert m["never_confirmed/max_freq_20"] == 0.5
     stopped = runs.assign(stopped_on_escape="true", stop_on_escape=True)
     (e,) = escape.fit(stopped, histories)
     assert e.rule is None  # runs under the rule have no full history to check

@@ -115,8 +115,22 @@ def test_the_shape_study_covers_10_to_50_in_steps_of_5_stopping_once_decided():
     assert sorted({j.params["seed"] for j in later}) == list(range(32, 40))  # grown, not rerun
 
 
+def test_the_relapse_study_is_shapes_first_seeds_to_the_full_budget_unstopped():
+    study, jobs = planned("relapse")
+    assert study == "relapse"
+    cells = collections.Counter(j.params["max_freq"] for j in jobs)
+    assert cells == {m: 16 for m in (20, 25, 30, 35, 40)}
+    assert sorted({j.params["seed"] for j in jobs}) == list(range(16))  # shape's first seeds
+    assert {j.params["train_steps"] for j in jobs} == {6000}
+    assert {j.params["stop_on_escape"] for j in jobs} == {False}
+    # the same checks as shape's runs (40 over the budget), so a run's stop point pairs up
+    _, shape = planned("shape")
+    assert {j.params["check_every"] for j in jobs} == {j.params["check_every"] for j in shape}
+    assert {j.params["backend"] for j in jobs} == {"jax"}
+
+
 @pytest.mark.parametrize(
-    "target", ["study", "backends", "causes", "budget", "remainder", "extend", "shape"]
+    "target", ["study", "backends", "causes", "budget", "remainder", "extend", "shape", "relapse"]
 )
 def test_a_study_target_names_its_study(target):
     study, _ = planned(target)
