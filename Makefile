@@ -30,8 +30,8 @@ EXTEND_MAX_FREQS ?= 20,30,40,50
 EXTEND_SEEDS ?= 24
 EXTEND_STEPS ?= 24000
 CHECK_EVERY ?= 150
-# The shape of divergence: max_freq 10…50 in steps of 5, 6,000 updates, each run stopped once its
-# outcome is decided (stop_on_escape). SHAPE_FIRST_SEED grows the study later: its seeds follow.
+# The shape of divergence: max_freq 10…50 in steps of 5, 6,000 updates, each run stopped once
+# confirmed off the plateau (stop_on_escape; it counts runs that never learned, see relapse). SHAPE_FIRST_SEED grows the study later: its seeds follow.
 SHAPE_MAX_FREQS ?= 10,15,20,25,30,35,40,45,50
 SHAPE_SEEDS ?= 32
 SHAPE_FIRST_SEED ?= 0
@@ -115,7 +115,7 @@ extend: venv ## failure or delay: max_freq 20–50 × 24 seeds to 24,000 updates
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(EXTEND_MAX_FREQS) -P seeds=$(EXTEND_SEEDS) -P train_steps=$(EXTEND_STEPS) -P check_every=$(CHECK_EVERY) -P stop_on_escape=true -P backend=$(STUDY_BACKEND) -P study=extend --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study extend
 
-shape: venv ## divergence against max_freq 10…50 (steps of 5) × 32 seeds, 6,000 updates, stopped once decided (about 1 h 30 min)
+shape: venv ## divergence against max_freq 10…50 (steps of 5) × 32 seeds, 6,000 updates, stopped once off the plateau (about 1 h 30 min)
 	@$(BIN)/python -m pipeline.tracking
 	$(BIN)/mlflow run . -e sweep -P max_freqs=$(SHAPE_MAX_FREQS) -P seeds=$(SHAPE_SEEDS) -P first_seed=$(SHAPE_FIRST_SEED) -P train_steps=$(BUDGET_STEPS) -P stop_on_escape=true -P backend=$(STUDY_BACKEND) -P study=shape --env-manager local $(EXPERIMENT_ARG)
 	$(BIN)/python -m analysis --study shape

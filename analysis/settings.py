@@ -75,8 +75,9 @@ def diverged_of(finished: pd.DataFrame) -> pd.Series:
 
 
 def stopped_of(runs: pd.DataFrame) -> np.ndarray:
-    """Runs the stopping rule ended at a confirmed escape (tag stopped_on_escape=true): their
-    verdict is known, their errors are at the stopping update, not at the budget."""
+    """Runs the stopping rule ended at a confirmed escape (tag stopped_on_escape=true): they
+    count as not diverged (a few would have relapsed by the budget), and their errors are at
+    the stopping update, not at the budget."""
     if "stopped_on_escape" not in runs:
         return np.zeros(len(runs), bool)
     flags = runs["stopped_on_escape"].astype("string").str.lower().eq("true")

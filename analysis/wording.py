@@ -20,7 +20,14 @@ import pandas as pd
 
 from analysis import backends, escape, factors, stats, trends
 from analysis.family import ALPHA, Family
-from analysis.settings import GRID_AXES, declared_axes, label, value_text, varying_params
+from analysis.settings import (
+    GRID_AXES,
+    declared_axes,
+    label,
+    stopped_of,
+    value_text,
+    varying_params,
+)
 from pipeline import names
 from pipeline.config import DataConfig
 
@@ -271,6 +278,21 @@ def aliased(runs: pd.DataFrame) -> str | None:
     )
 
 
+def stopped_note(runs: pd.DataFrame) -> str | None:
+    """What a divergence rate counts when some runs were stopped at a confirmed escape."""
+    done = runs[runs["status"] == "FINISHED"]
+    stopped = int(stopped_of(done).sum())
+    if not stopped:
+        return None
+    return (
+        f"**Stopped runs**: {stopped} of the {len(done)} finished runs were stopped once "
+        "confirmed off the plateau (stop_on_escape) and count as not diverged. A run stopped "
+        "this way can fall back onto the plateau before its budget (a relapse, measured on "
+        "full-budget runs: `make relapse`), so the divergence rates here count the runs never "
+        "confirmed off the plateau within the budget, a lower bound on divergence at the budget."
+    )
+
+
 def findings(
     fits: list[trends.Trends], runs: pd.DataFrame, family: Family
 ) -> list[tuple[str, list[str]]]:
@@ -296,6 +318,8 @@ def findings(
             f"varied {swept}): runs are grouped by it and each setting is reported separately."
         )
     if "time_steps" in runs and (note := aliased(runs)):
+        general.append(note)
+    if note := stopped_note(runs):
         general.append(note)
     if family.raw:
         general.append(

@@ -1,9 +1,10 @@
-"""What stopping once the outcome is decided saves: the same slice of the budget study's
-design (max_freq × seeds, 6,000 updates, jax) swept twice into one throwaway store, to the
-full budget and with `stop_on_escape=true`, the same seeds and checks. Prints, per max_freq and
-in total, the optimizer updates and wall time of each and their ratio, and whether every
-pair of runs got the same divergence verdict (the goal: the same verdicts at ≤ 40% of the
-updates).
+"""What stopping at a confirmed escape saves, and which verdicts it gets wrong.
+
+The same slice of the budget study's design (max_freq × seeds, 6,000 updates, jax) is swept
+twice into one throwaway store, to the full budget and with `stop_on_escape=true`, with the
+same seeds and checks. Prints, per max_freq and in total, the optimizer updates and wall time
+of each and their ratio, and whether every pair of runs got the same divergence verdict (the
+issue's goal: the same verdicts at ≤ 40% of the updates).
 
     python benchmarks/bench_stop.py --max_freqs 20,30 --seeds 8
 

@@ -11,7 +11,8 @@ the model under `model` (MLflow Keras flavour, with signature and input example)
 `plots/learning_curve.png`. The budget is `epochs` epochs, or exactly `train_steps` updates.
 A non-finite loss stops training early; the run still finishes and evaluate calls it diverged.
 With `stop_on_escape`, training also ends at the check that confirms the run is off the
-plateau (pipeline/progress.py): its outcome is decided, and the rest of the budget is saved.
+plateau (pipeline/progress.py), and the rest of the budget is saved. The run then counts as
+learned; at long budgets a few such runs would have fallen back (docs/experiment.md).
 
     mlflow run . -e train -P data=<generate_data run id> -P epochs=200 --env-manager local
 """

@@ -269,6 +269,16 @@ def test_the_stopping_rule_is_checked_on_full_budget_histories():
     assert e.rule is None  # runs under the rule have no full history to check
 
 
+def test_a_report_with_stopped_runs_says_its_divergence_rates_are_a_lower_bound():
+    runs = _runs({10: [40.0, np.nan, 80.0]}).assign(stopped_on_escape=["true", "false", "true"])
+    note = wording.stopped_note(runs)
+    assert note.startswith("**Stopped runs**: 2 of the 3 finished runs were stopped")
+    assert note.endswith("a lower bound on divergence at the budget.")
+    assert wording.stopped_note(_runs({10: [40.0, np.nan]})) is None  # no tag: none stopped
+    unstopped = _runs({10: [40.0]}).assign(stopped_on_escape="false")
+    assert wording.stopped_note(unstopped) is None
+
+
 @pytest.mark.parametrize(
     ("n", "k", "verdict"),
     [

@@ -188,7 +188,7 @@ def test_prediction_spread_is_one_for_perfect_and_scales_with_the_slope():
     assert math.isnan(evaluate.prediction_spread(freq, np.full_like(freq, np.nan)))
 
 
-# --- stopping once the outcome is decided ----------------------------------------------------
+# --- stopping once confirmed off the plateau ------------------------------------------------
 
 
 def test_the_stopping_rule_needs_two_checks_in_a_row_off_the_plateau():
