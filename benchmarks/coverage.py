@@ -58,6 +58,14 @@ STUDIES = [
         "the budget design: 5 max_freqs × 16 seeds)",
     ),
     (
+        "relapse",
+        "max_freq 20…40 in steps of 5 × 16 seeds (shape's seeds 0–15), to the full 6,000 "
+        "updates, not stopped",
+        "relapses among the runs the rule would stop (Clopper–Pearson, exact); divergence rate "
+        "(Wilson, 16 runs); divergence steps (Newcombe) and the test of one trend against "
+        "categories (tested at the budget and shape designs: 5 and 9 max_freqs × 16 seeds)",
+    ),
+    (
         "backends",
         "backend × max_freq 10, 20, 30 × 10 seeds, 200 epochs",
         "pooled TOST: ratio of medians (QuantReg, cell bootstrap; tested at 15 learned runs a "
