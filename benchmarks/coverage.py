@@ -51,11 +51,11 @@ STUDIES = [
     ),
     (
         "shape",
-        "max_freq 10…50 in steps of 5 × 16 seeds, 6,000 updates, each run stopped once "
+        "max_freq 10…50 in steps of 5 × 32 seeds, 6,000 updates, each run stopped once "
         "off the plateau",
         "divergence steps (Newcombe) and the test of one trend against categories (tested at "
-        "this design); divergence rate (Wilson, 16 runs); escape medians and steps θ (tested at "
-        "the budget design: 5 max_freqs × 16 seeds)",
+        "9 max_freqs × 16 seeds, not 32); divergence rate (Wilson, tested at 16 and 40 runs); "
+        "escape medians and steps θ (tested at the budget design: 5 max_freqs × 16 seeds)",
     ),
     (
         "relapse",
