@@ -31,7 +31,8 @@ EXTEND_SEEDS ?= 24
 EXTEND_STEPS ?= 24000
 CHECK_EVERY ?= 150
 # The shape of divergence: max_freq 10…50 in steps of 5, 6,000 updates, each run stopped once
-# confirmed off the plateau (stop_on_escape; it counts runs that never learned, see relapse). SHAPE_FIRST_SEED grows the study later: its seeds follow.
+# confirmed off the plateau (stop_on_escape: it counts runs that never learned; see relapse).
+# SHAPE_FIRST_SEED grows the study later: its seeds follow.
 SHAPE_MAX_FREQS ?= 10,15,20,25,30,35,40,45,50
 SHAPE_SEEDS ?= 32
 SHAPE_FIRST_SEED ?= 0

@@ -503,12 +503,27 @@ class RuleCheck:
     `never` (runs never confirmed off the plateau: what a stopped study counts as diverged)
     and `diverged` (at the budget: never + relapsed)."""
 
-    runs: int  # full-budget runs with a history
-    stopped: int  # … that the rule would have stopped before their budget
-    diverged: int  # … of which ended diverged (relapsed)
-    low: float = math.nan  # Clopper–Pearson 95% of diverged / stopped
-    high: float = math.nan
-    table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    table: pd.DataFrame = field(repr=False)
+
+    @property
+    def runs(self) -> int:  # full-budget runs with a history
+        return int(self.table["runs"].sum())
+
+    @property
+    def stopped(self) -> int:  # … that the rule would have stopped before their budget
+        return int(self.table["stopped"].sum())
+
+    @property
+    def diverged(self) -> int:  # … of which ended diverged (relapsed)
+        return int(self.table["relapsed"].sum())
+
+    @property
+    def low(self) -> float:  # Clopper–Pearson 95% of diverged / stopped
+        return float(clopper_pearson(self.diverged, self.stopped)[0])
+
+    @property
+    def high(self) -> float:
+        return float(clopper_pearson(self.diverged, self.stopped)[1])
 
 
 def rule_check(
@@ -542,9 +557,7 @@ def rule_check(
     table["never"] = table["runs"] - table["stopped"]
     low, high = clopper_pearson(table["relapsed"].to_numpy(), table["stopped"].to_numpy())
     table["low"], table["high"] = low.astype(float), high.astype(float)
-    stopped, relapsed = int(table["stopped"].sum()), int(table["relapsed"].sum())
-    low, high = clopper_pearson(relapsed, stopped)
-    return RuleCheck(len(flags), stopped, relapsed, float(low), float(high), table)
+    return RuleCheck(table)
 
 
 # --- per setting -----------------------------------------------------------------------------

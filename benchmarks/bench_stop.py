@@ -46,8 +46,9 @@ def sweep(store: str, study: str, args: argparse.Namespace, stop: bool) -> float
     return time.perf_counter() - start
 
 
-def load(store: str, study: str, experiment: str | None):
-    """The FINISHED main runs of one study in one store, with each full run's stop point."""
+def load(store: str, study: str, experiment: str | None, stops: bool = False):
+    """The FINISHED main runs of one study in one store; with `stops`, each run's stop point
+    by the rule applied to its mae_ratio_train history (what the full runs are checked by)."""
     import mlflow
 
     from analysis import load as loading
@@ -57,6 +58,8 @@ def load(store: str, study: str, experiment: str | None):
     mlflow.set_tracking_uri(store)
     runs = loading.load_runs(experiment, study)
     runs = runs[runs["status"] == "FINISHED"].assign(study=study)
+    if not stops:
+        return runs
     histories = stores.metric_series(list(runs["run_id"]), "mae_ratio_train")
     stop = []
     columns = (runs["run_id"], runs["divergence_ratio"], runs["optimizer_steps"])
@@ -83,7 +86,7 @@ def main() -> None:
     if any(given) and not all(given):
         parser.error("--full_store, --full_study, --stopped_store, --stopped_study go together")
     if all(given):
-        full = load(args.full_store, args.full_study, None)
+        full = load(args.full_store, args.full_study, None, stops=True)
         stopped = load(args.stopped_store, args.stopped_study, None)
         head = (
             f"# pairs of existing runs: full {args.full_study!r} ({args.full_store}), "
@@ -95,7 +98,7 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = store
         walls = {name: sweep(store, f"bench-{name}", args, name == "stopped")
                  for name in ("full", "stopped")}  # fmt: skip
-        full = load(store, "bench-full", "bench-stop")
+        full = load(store, "bench-full", "bench-stop", stops=True)
         stopped = load(store, "bench-stopped", "bench-stop")
         head = (
             f"# {args.seeds} seeds × max_freq {args.max_freqs}, {args.train_steps} updates, "
@@ -110,8 +113,10 @@ def report(full, stopped, head: str) -> None:
     import pandas as pd
 
     keys = ["max_freq", "seed"]
-    cols = [*keys, "optimizer_steps", "duration_s", "diverged", "rule_stop"]
-    pairs = pd.merge(full[cols], stopped[cols], on=keys, suffixes=("_full", "_stopped"))
+    cols = [*keys, "optimizer_steps", "duration_s", "diverged"]
+    pairs = pd.merge(
+        full[[*cols, "rule_stop"]], stopped[cols], on=keys, suffixes=("_full", "_stopped")
+    )
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}")
     print(head)
     print(
@@ -123,7 +128,7 @@ def report(full, stopped, head: str) -> None:
         secs = [statistics.median(group[f"duration_s_{n}"]) for n in ("full", "stopped")]
         verdicts = [group[f"diverged_{n}"].astype(bool) for n in ("full", "stopped")]
         same = int((verdicts[0] == verdicts[1]).sum())
-        same_stop = int((group["rule_stop_full"] == group["optimizer_steps_stopped"]).sum())
+        same_stop = int((group["rule_stop"] == group["optimizer_steps_stopped"]).sum())
         print(
             f"{max_freq} | {len(group)} | {full_n.sum():.0f} / {stop_n.sum():.0f} "
             f"({stop_n.sum() / full_n.sum():.2f}) | {secs[0]:.0f} / {secs[1]:.0f} "
