@@ -54,8 +54,10 @@ STUDIES = [
         "max_freq 10…50 in steps of 5 × 32 seeds, 6,000 updates, each run stopped once "
         "off the plateau",
         "divergence steps (Newcombe) and the test of one trend against categories (tested at "
-        "9 max_freqs × 16 seeds, not 32); divergence rate (Wilson, tested at 16 and 40 runs); "
-        "escape medians and steps θ (tested at the budget design: 5 max_freqs × 16 seeds)",
+        "9 max_freqs × 16 seeds, not 32); the trend's odds per +10 (logistic, Wald; tested at "
+        "3 max_freqs × 20 seeds with a steep trend, not at this design); divergence rate "
+        "(Wilson, tested at 16 and 40 runs); escape medians and steps θ (tested at the budget "
+        "design: 5 max_freqs × 16 seeds)",
     ),
     (
         "relapse",
