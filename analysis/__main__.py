@@ -39,7 +39,7 @@ def analyze(
     )
     name = study.replace(",", "+") or experiment or "all-experiments"
     out = out_root / name
-    title = f"Sine-frequency LSTM: error and divergence vs max_freq ({name})"
+    title = report.title_of(runs, name)
     files = report.write(runs, summary, title, ratio, out, per_max_freq, results)
     if experiment and log_to_experiment:
         tracking.use_experiment(experiment)

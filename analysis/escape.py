@@ -47,6 +47,16 @@ setting of the varying parameters (analysis/settings.py) and max_freq:
   max_freq; beside it, per max_freq, the runs never confirmed off the plateau (what a stopped
   study counts as diverged) and those diverged at the budget.
 
+- **The reference reading**: in a study that gives every max_freq the same updates
+  (train_steps), each max_freq read at its own reference point, REFERENCE_EPOCHS (the
+  reference experiment's 200) × its updates per epoch, where a 200-epoch run of the same seed
+  ends: the runs *not yet learned* there (escape_step later than that update, or none), per
+  max_freq with a Clopper–Pearson interval, beside the study's own count at the budget; the
+  logistic trend over REFERENCE_RANGE (the range the original claim of a steep rise covered)
+  and the shape tests (analysis/curvature.py) over all of them. Read from escape_step, so a
+  run off the plateau at that update that later fell back counts as not yet learned, and the
+  reading is known to the checks' spacing.
+
 Aliased max_freqs are shown in the table and curves and left out of every model and count
 that pools max_freqs, as trends.py does.
 
@@ -57,7 +67,10 @@ that pools max_freqs, as trends.py does.
 `median_escape/max_freq_<m>` (`_low`, `_high`); `late_escapes/from_<u>` (`_low`, `_high`,
 `_runs`); `stop_rule_runs`, `stop_rule_diverged` (`_low`, `_high`); per max_freq
 `stop_rule_relapsed/max_freq_<m>` (`_low`, `_high`, `_runs`: relapsed among the runs the rule
-would stop) and `never_confirmed/max_freq_<m>` (the fraction never confirmed off the plateau).
+would stop) and `never_confirmed/max_freq_<m>` (the fraction never confirmed off the plateau);
+per max_freq `not_learned_at_reference/max_freq_<m>` (`_low`, `_high`), and
+`reference_trend_or10` (`_low`, `_high`, `_p`) over REFERENCE_RANGE,
+`reference_shape_p` and `reference_rise_fall_p` over every max_freq.
 """
 
 import itertools
@@ -73,13 +86,25 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis import logistic, stats, trends
-from analysis.settings import diverged_of, setting_suffix, settings, stopped_of, well_posed
+from analysis.settings import (
+    DIVERGED,
+    Outcome,
+    diverged_of,
+    outcome_of,
+    setting_suffix,
+    settings,
+    stopped_of,
+    well_posed,
+)
 from pipeline import names, progress
+from pipeline.config import TrainConfig
 
 REQUIRED = ("optimizer_steps", "steps_per_epoch")
 ALPHA = 0.05  # the shape test's level, and Holm's within the steps
 PER = trends.PER
 LATE_FROM = (0.25, 0.5)  # late escapes counted from these fractions of the common budget
+REFERENCE_EPOCHS = TrainConfig().epochs  # the reference experiment's budget, in epochs
+REFERENCE_RANGE = (10, 30)  # the max_freqs the original "steep rise" was measured over
 
 
 def clopper_pearson(k: np.ndarray | int, n: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
@@ -576,6 +601,47 @@ class Escape:
     aliased: tuple[int, ...] = ()  # max_freqs in the table and curves, not in the fits
     # is "still on the plateau at the budget" one log-linear trend at all (None: < 3 max_freqs)
     at_budget_shape: trends.DivergenceShape | None = None
+    outcome: Outcome = DIVERGED  # what the study's count at the budget measures
+    reference: "Reference | None" = None  # equal-update studies read at 200 epochs
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An equal-update study read at each max_freq's own REFERENCE_EPOCHS point."""
+
+    epochs: int
+    # max_freq, update (epochs × its updates per epoch), runs, not_learned (k), low, high
+    # (Clopper–Pearson 95%), at_budget (the study's own count at its budget)
+    table: pd.DataFrame = field(repr=False)
+    trend: trends.DivergenceTrend  # not yet learned vs max_freq within REFERENCE_RANGE
+    shape: trends.DivergenceShape | None  # … over every max_freq (None: fewer than 3)
+
+
+def reference_reading(rec: pd.DataFrame, epochs: int = REFERENCE_EPOCHS) -> Reference | None:
+    """The reference reading of records() of one setting's well-posed runs; None unless the
+    study gives every max_freq more updates than its reference point (train_steps)."""
+    if rec.empty:
+        return None
+    per_epoch = (rec["time"] / rec["epochs"]).to_numpy(float)
+    point = epochs * np.round(per_epoch)
+    if not np.all(rec["budget"].to_numpy(float) > point):
+        return None
+    reading = rec.assign(point=point, not_learned=rec["escaped_by"].to_numpy(float) > point)
+    rows = []
+    for m, g in reading.groupby("max_freq", sort=True):
+        k, n = int(g["not_learned"].sum()), len(g)
+        low, high = clopper_pearson(k, n)
+        rows.append({"max_freq": int(m), "update": int(g["point"].iloc[0]), "runs": n,
+                     "not_learned": k, "low": float(low), "high": float(high),
+                     "at_budget": int(g["diverged"].sum())})  # fmt: skip
+    frame = pd.DataFrame(
+        {"status": "FINISHED", "max_freq": reading["max_freq"], "diverged": reading["not_learned"]}
+    )
+    lo, hi = REFERENCE_RANGE
+    inside = frame[(frame["max_freq"] >= lo) & (frame["max_freq"] <= hi)]
+    return Reference(
+        epochs, pd.DataFrame(rows), trends.divergence_trend(inside), trends.divergence_shape(frame)
+    )
 
 
 MODE_COLUMNS = tuple(f"mode_{m}" for m in names.FAILURE_MODES)
@@ -667,6 +733,8 @@ def fit(
                 rule_check(part, histories),
                 aliased,
                 trends.divergence_shape(on_plateau),
+                outcome_of(part),
+                reference_reading(fitted),
             )
         )
     return out
@@ -715,4 +783,18 @@ def metrics(escapes: list[Escape]) -> dict[str, float]:
                         f"{key}_low": row.low, f"{key}_high": row.high,
                         f"{key}_runs": float(row.stopped)}  # fmt: skip
                 out[f"never_confirmed{suffix}/max_freq_{row.max_freq}"] = row.never / row.runs
+        if (r := e.reference) is not None:
+            for row in r.table.itertuples(index=False):
+                key = f"not_learned_at_reference{suffix}/max_freq_{row.max_freq}"
+                out |= {key: row.not_learned / row.runs, f"{key}_low": row.low,
+                        f"{key}_high": row.high}  # fmt: skip
+            out |= {
+                f"reference_trend_or10{suffix}": r.trend.or10,
+                f"reference_trend_or10_low{suffix}": r.trend.or10_low,
+                f"reference_trend_or10_high{suffix}": r.trend.or10_high,
+                f"reference_trend_or10_p{suffix}": r.trend.p,
+            }
+            if r.shape is not None:
+                out[f"reference_shape_p{suffix}"] = r.shape.p
+                out[f"reference_rise_fall_p{suffix}"] = r.shape.rise_fall_p
     return {k: float(v) for k, v in out.items()}

@@ -49,6 +49,7 @@ def family_of(
             f.add(("divergence", name), t.divergence.p)
         if t.shape is not None:
             f.add(("divergence_shape", name), t.shape.p)
+            f.add(("rise_fall", name), t.shape.rise_fall_p)
             for row in t.shape.steps.itertuples(index=False):
                 f.add(("divergence_step", name, row.max_freq), row.p)
         f.add(("error", name), t.error.p)
@@ -60,6 +61,11 @@ def family_of(
         for row in e.model.steps.itertuples(index=False):
             f.add(("escape_step", name, row.max_freq), row.p)
         f.add(("budget", name), e.at_budget.p)
+        if (r := e.reference) is not None:
+            f.add(("reference_trend", name), r.trend.p)
+            if r.shape is not None:
+                f.add(("reference_shape", name), r.shape.p)
+                f.add(("reference_rise_fall", name), r.shape.rise_fall_p)
     if effects is not None:
         for name, test in effects.additivity.items():
             f.add(("additivity", name), test.p)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import trends
-from analysis.settings import diverged_of, label, settings
+from analysis.settings import DIVERGED, Outcome, diverged_of, label, settings
 from pipeline.config import DataConfig
 from pipeline.plots import pyplot
 
@@ -177,8 +177,11 @@ def divergence_rate(
     setting: str,
     path: Path,
     fits: list[trends.Trends] | None = None,
+    outcome: Outcome = DIVERGED,
 ):
-    """The observed rate with 95% Wilson intervals per max_freq, and the fitted logistic curve
+    """The observed rate of the study's outcome (diverged; never learned within the budget in
+    a study that stops runs) with 95% Wilson intervals per max_freq, and the fitted logistic
+    curve
     with its 95% band where one trend fits (the report's deviance test does not reject it
     against max_freq as categories); where it is rejected no curve is drawn, as the report
     gives no odds ratio."""
@@ -205,8 +208,8 @@ def divergence_rate(
         d = fit.divergence if fit is not None else None
         shape = fit.shape if fit is not None else None
         if shape is not None and shape.p < trends.ALPHA:
-            ax.plot([], [], " ", label=f"{prefix}one logistic trend rejected (deviance "
-                    f"p = {shape.p:.2g}): none drawn")  # fmt: skip
+            ax.plot([], [], " ", label=f"{prefix}one logistic trend rejected (deviance, "
+                    f"bootstrap p = {shape.p:.2g}): none drawn")  # fmt: skip
         elif d is not None and d.method:
             grid = np.linspace(min(d.max_freqs), max(d.max_freqs), 200)
             curve = trends.divergence_curve(d, grid)
@@ -222,8 +225,9 @@ def divergence_rate(
     _aliasing_lines(ax, runs)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("max_freq (frequencies 1 … max_freq−1)")
-    ax.set_ylabel("fraction of finished runs that diverged")
-    _finish(fig, ax, path, f"Divergence rate vs max_freq, 95% intervals: {setting}")
+    ax.set_ylabel(f"fraction of finished runs {outcome.counted}")
+    title = "Divergence rate" if outcome is DIVERGED else "Never learned within the budget"
+    _finish(fig, ax, path, f"{title} vs max_freq, 95% intervals: {setting}")
 
 
 def _by_setting_and_freq(keys) -> tuple[dict, dict]:
@@ -340,10 +344,13 @@ def escape_survival(escapes: list, setting: str, path: Path):
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=7)
         if i % cols == 0:
-            ax.set_ylabel("still on, 95% band", fontsize=7)
+            ax.set_ylabel("still on, pointwise 95% band", fontsize=7)
         if i + cols >= len(panels):  # the lowest panel of its column
             ax.set_xlabel("optimizer updates", fontsize=7)
-    title = f"Runs still on the plateau at each check (95% Clopper–Pearson bands below): {setting}"
+    title = (
+        "Runs still on the plateau at each check (pointwise 95% Clopper–Pearson bands below): "
+        f"{setting}"
+    )
     fig.suptitle(textwrap.fill(title, 120), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

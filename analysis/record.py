@@ -141,7 +141,7 @@ def record(
     summary = stats.summarize(runs)
     histories = report.plateau_histories(runs) if use_store else None
     results = report.analyse(report.judged_runs(runs, None), histories=histories)
-    title = f"Sine-frequency LSTM: error and divergence vs max_freq ({'+'.join(studies)})"
+    title = report.title_of(runs, "+".join(studies))
     out.mkdir(parents=True, exist_ok=True)
     kept = {"learning_curves.png", "error_by_frequency.png"} if not use_store else set()
     for stale in out.glob("*.png"):

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from analysis import backends, escape, factors, family, figures, stats, store, trends, wording
-from analysis.settings import label, setting_suffix, settings, varying_params
+from analysis.settings import (
+    NEVER_LEARNED,
+    label,
+    outcome_of,
+    setting_suffix,
+    settings,
+    varying_params,
+)
 
 FIGURES = (
     "mae_vs_max_freq.png",
@@ -30,6 +37,12 @@ FIGURES = (
 )
 ESCAPE_FIGURE = "escape_survival.png"  # only for runs with progress data
 SETTING_TEXT = ("epochs", "samples_per_freq", "time_steps", "backend")
+
+
+def title_of(runs: pd.DataFrame, name: str) -> str:
+    """A report's title, naming the study's outcome."""
+    failing = "never learning" if outcome_of(runs) is NEVER_LEARNED else "divergence"
+    return f"Sine-frequency LSTM: error and {failing} vs max_freq ({name})"
 
 
 def setting_labels(runs: pd.DataFrame) -> pd.Series:
@@ -270,7 +283,8 @@ def write(
         extra.append(wording.backends_section(r.comparison, r.family))
     sample = sample_runs(judged, per_max_freq)
     figures.mae_vs_max_freq(judged, summary, setting, out / FIGURES[0], r.fits)
-    figures.divergence_rate(summary, judged, setting, out / FIGURES[1], r.fits)
+    outcome = outcome_of(judged)
+    figures.divergence_rate(summary, judged, setting, out / FIGURES[1], r.fits, outcome)
     if from_store:
         figures.learning_curves(loss_histories(sample), setting, out / FIGURES[2])
         figures.error_by_frequency(prediction_errors(sample), setting, out / FIGURES[3])
@@ -282,18 +296,24 @@ def write(
         if ratio is not None
         else "as logged by each run (mae_ratio_train ≥ its divergence_ratio)"
     )
-    readable = wording.readable_summary(summary)
+    readable = wording.readable_summary(summary, outcome)
     table = markdown_table(readable)
     max_freqs = ", ".join(map(str, sorted(summary["max_freq"].unique())))
+    counted = (
+        "never learned within the budget (never confirmed off the plateau: the study stops "
+        "runs once they are) over every finished run"
+        if outcome is NEVER_LEARNED
+        else "divergence over every finished run"
+    )
     intro = (
         f"{len(runs)} runs over max_freq {max_freqs} ({setting}). Two outcomes per row: "
-        "divergence over every finished run, and the test MAE (cycles per 2π, held-out set) "
-        "of the runs that learned (finished, not diverged); the median over all finished runs, "
-        "which mixes the two, is the last MAE column. Intervals are 95%; the median's is "
-        "distribution-free (order statistics) and needs at least 6 runs ('–' otherwise). "
-        f"Divergence: non-finite loss, or {threshold}. FAILED/KILLED runs are counted, not "
-        f"used in the statistics. Learning curves and error by frequency use up to "
-        f"{per_max_freq} finished runs per max_freq."
+        f"{counted}, and the test MAE (cycles per 2π, held-out set) "
+        "of the runs that learned (finished, off the plateau at the end); the median over all "
+        "finished runs, which mixes the two, is the last MAE column. Intervals are 95%; the "
+        "median's is distribution-free (order statistics) and needs at least 6 runs ('–' "
+        f"otherwise). On the plateau at the end: non-finite loss, or {threshold}. FAILED/KILLED "
+        "runs are counted, not used in the statistics. Learning curves and error by frequency "
+        f"use up to {per_max_freq} finished runs per max_freq."
     )
     if duplicates := runs.attrs.get("duplicates", 0):
         intro += (

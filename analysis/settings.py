@@ -5,6 +5,7 @@ runs that differ in, say, learning_rate are never pooled.
 """
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,45 @@ def label(setting: dict[str, Any]) -> str:
 def diverged_of(finished: pd.DataFrame) -> pd.Series:
     """The verdict of FINISHED runs as bools; a run without one counts as diverged."""
     return finished["diverged"].fillna(True).astype(bool)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a study's count of failed runs measures, and its words. A run trained to its whole
+    budget is judged at the end: **diverged** (on the plateau after its last update). A study
+    that stops runs once confirmed off the plateau (stop_on_escape) cannot see the end: it
+    counts the runs that **never learned within the budget** (never confirmed off the plateau),
+    a first-passage outcome that misses the runs that learned and fell back (relapses). The
+    two are never reported as one."""
+
+    key: str  # "diverged" | "never_learned"
+    counted: str  # "… of 32 finished runs <counted>"
+    title: str  # a finding's head: "<title> vs max_freq"
+    odds: str  # "the odds of <odds>"
+    none: str  # the head when no run failed
+    every: str  # … when every run failed
+    column: str  # a table column, a figure axis
+
+
+DIVERGED = Outcome(
+    "diverged", "diverged", "Divergence", "diverging", "No divergence observed",
+    "Every run diverged", "diverged",
+)  # fmt: skip
+NEVER_LEARNED = Outcome(
+    "never_learned", "never learned within the budget", "Never learning within the budget",
+    "never learning within the budget", "Every run learned within the budget",
+    "No run learned within the budget", "never learned within the budget",
+)  # fmt: skip
+
+
+def outcome_of(runs: pd.DataFrame) -> Outcome:
+    """NEVER_LEARNED for the runs of a study that stops runs at a confirmed escape (the
+    parameter stop_on_escape, or a run the rule stopped), else DIVERGED."""
+    stopping = bool(stopped_of(runs).any())
+    if "stop_on_escape" in runs:
+        flags = runs["stop_on_escape"].astype("string").str.lower().eq("true").fillna(False)
+        stopping = stopping or bool(flags.any())
+    return NEVER_LEARNED if stopping else DIVERGED
 
 
 def stopped_of(runs: pd.DataFrame) -> np.ndarray:

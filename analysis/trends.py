@@ -48,7 +48,7 @@ from scipy import stats as sps
 from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
-from analysis import logistic
+from analysis import curvature, logistic
 from analysis.settings import diverged_of, setting_suffix, settings, well_posed
 from analysis.stats import verdict
 
@@ -70,6 +70,7 @@ class DivergenceTrend:
     runs: int  # FINISHED runs in the fit
     events: int  # of which diverged
     max_freqs: tuple[int, ...]
+    at: tuple[int, ...] = ()  # events at each of max_freqs
     method: str = ""  # "logit" (maximum likelihood), "firth", or "" (no fit)
     reason: str = ""  # why Firth, or why no fit ('no runs', 'no events', 'only events', …)
     coef: tuple[float, float] = (math.nan, math.nan)  # intercept; slope per unit max_freq
@@ -91,7 +92,9 @@ def divergence_trend(runs: pd.DataFrame) -> DivergenceTrend:
     y = diverged_of(done).to_numpy(float)
     x = done["max_freq"].to_numpy(float)
     n, k = len(y), int(y.sum())
-    base = {"runs": n, "events": k, "max_freqs": tuple(sorted({int(v) for v in x}))}
+    freqs = tuple(sorted({int(v) for v in x}))
+    at = tuple(int(y[x == m].sum()) for m in freqs)
+    base = {"runs": n, "events": k, "max_freqs": freqs, "at": at}
     if n == 0:
         return DivergenceTrend(**base, reason="no runs")
     if k in (0, n):
@@ -441,7 +444,10 @@ class DivergenceShape:
     diverged: tuple[int, ...]
     lack_of_fit: float  # deviance of the logistic trend against the categories
     df: int
-    p: float  # of that deviance (χ², df = max_freqs − 2): small means one trend does not fit
+    # of that deviance, calibrated by a parametric bootstrap under the trend (analysis/
+    # curvature.py; the χ² reference is liberal at these designs): small means one trend
+    # does not fit
+    p: float
     # each max_freq against the one before: previous, max_freq, diff (rate difference), low,
     # high, p, p_holm (Holm among the steps)
     steps: pd.DataFrame = field(repr=False)
@@ -449,6 +455,13 @@ class DivergenceShape:
     # the others against the highest: max_freq, diff (its rate minus the highest's), low,
     # high, p, p_holm (Holm among them)
     against_highest: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    # the calibrated tests: the χ² p of the deviance beside the bootstrap's, and the
+    # pre-specified rise-then-fall test (a quadratic term) with the fitted peak
+    tests: "curvature.ShapeTests | None" = None
+
+    @property
+    def rise_fall_p(self) -> float:
+        return self.tests.rise_fall_p if self.tests is not None else math.nan
 
     @property
     def pattern(self) -> str:
@@ -495,15 +508,8 @@ def divergence_shape(runs: pd.DataFrame) -> DivergenceShape | None:
         return None
     k = np.array([int(y[x == m].sum()) for m in freqs])
     n = np.array([int(np.sum(x == m)) for m in freqs])
-    trend = divergence_trend(done)
-    deviance = math.nan
-    if trend.method:
-        fitted = expit(trend.coef[0] + trend.coef[1] * np.array(freqs, float))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            parts = np.where(k > 0, k * np.log(k / (n * fitted)), 0.0) + np.where(
-                n - k > 0, (n - k) * np.log((n - k) / (n * (1 - fitted))), 0.0
-            )
-        deviance = float(max(0.0, 2 * parts.sum()))
+    tests = curvature.shape_tests(np.array(freqs), k, n)
+    deviance = tests.deviance if tests is not None else math.nan
     df = len(freqs) - 2
     rows = []
     for i in range(1, len(freqs)):
@@ -525,8 +531,7 @@ def divergence_shape(runs: pd.DataFrame) -> DivergenceShape | None:
     against["p_holm"] = multipletests(against["p"], method="holm")[1] if rows else []
     return DivergenceShape(
         freqs, tuple(int(v) for v in n), tuple(int(v) for v in k), deviance, df,
-        float(sps.chi2.sf(deviance, df)) if math.isfinite(deviance) else math.nan,
-        steps, top, against,
+        tests.p if tests is not None else math.nan, steps, top, against, tests,
     )  # fmt: skip
 
 
@@ -591,6 +596,15 @@ def metrics(fits: list[Trends]) -> dict[str, float]:
         out |= {name + suffix: float(v) for name, v in values.items()}
         if t.shape is not None:
             out[f"trend_divergence_shape_p{suffix}"] = t.shape.p
+            if (c := t.shape.tests) is not None:
+                out |= {
+                    f"trend_divergence_shape_p_chi2{suffix}": c.p_chi2,
+                    f"trend_divergence_curvature{suffix}": c.curvature,
+                    f"trend_divergence_curvature_low{suffix}": c.curvature_low,
+                    f"trend_divergence_curvature_high{suffix}": c.curvature_high,
+                    f"trend_divergence_rise_fall_p{suffix}": c.rise_fall_p,
+                    f"trend_divergence_peak{suffix}": c.peak,
+                }
             for row in t.shape.steps.itertuples(index=False):
                 key = f"divergence_step{suffix}/max_freq_{row.max_freq}"
                 out |= {key: row.diff, f"{key}_low": row.low, f"{key}_high": row.high,

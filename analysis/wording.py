@@ -21,9 +21,13 @@ import pandas as pd
 from analysis import backends, escape, factors, stats, trends
 from analysis.family import ALPHA, Family
 from analysis.settings import (
+    DIVERGED,
     GRID_AXES,
+    NEVER_LEARNED,
+    Outcome,
     declared_axes,
     label,
+    outcome_of,
     stopped_of,
     value_text,
     varying_params,
@@ -99,29 +103,38 @@ FIRTH_REASONS = {
 NO_FIT = {
     "no runs": "no finished runs",
     "one max_freq": "a single max_freq: no trend to fit",
-    "no learned runs": "no run that learned has a final error (each diverged, or was stopped "
-    "at its escape by stop_on_escape, where its error is not the budget's)",
+    "no learned runs": "no run that learned has a final error (each ended on the plateau, or "
+    "was stopped at its escape by stop_on_escape, where its error is not the budget's)",
 }
 
 
-def divergence_finding(d: trends.DivergenceTrend, family: Family, key: tuple) -> str:
-    counted = f"{d.events} of {d.runs} finished runs diverged (max_freq {freqs(d.max_freqs)})"
+def placed(max_freqs: tuple[int, ...], at: tuple[int, ...]) -> str:
+    """Where the counted runs fall: ': 1 at 20, 2 at 40' ('' when none, or not known)."""
+    parts = [f"{k} at {m}" for m, k in zip(max_freqs, at, strict=False) if k]
+    return f": {', '.join(parts)}" if parts else ""
+
+
+def divergence_finding(
+    d: trends.DivergenceTrend, family: Family, key: tuple, outcome: Outcome = DIVERGED
+) -> str:
+    o = outcome
+    counted = f"{d.events} of {d.runs} finished runs {o.counted}{placed(d.max_freqs, d.at)}"
     if d.runs == 0:
-        return "**Divergence**: no finished runs."
+        return f"**{o.title}**: no finished runs."
     if d.reason == "no events":
         upper = stats.wilson_interval(0, d.runs)[1]
         return (
-            f"**No divergence observed**: {counted}; the rate is below {upper:.0%} with 95% "
+            f"**{o.none}**: {counted}; the rate is below {upper:.0%} with 95% "
             "confidence (Wilson). No odds ratio: there is no trend to fit."
         )
     if d.reason == "only events":
         lower = stats.wilson_interval(d.runs, d.runs)[0]
         return (
-            f"**Every run diverged**: {counted}; the rate is above {lower:.0%} with 95% "
+            f"**{o.every}**: {counted}; the rate is above {lower:.0%} with 95% "
             "confidence (Wilson). No odds ratio: there is no trend to fit."
         )
     if not d.method:
-        return f"**Divergence**: {counted}; {NO_FIT.get(d.reason, d.reason)}."
+        return f"**{o.title}**: {counted}; {NO_FIT.get(d.reason, d.reason)}."
     how = "logistic regression, Wald interval"
     if d.method == "firth":
         how = (
@@ -132,14 +145,14 @@ def divergence_finding(d: trends.DivergenceTrend, family: Family, key: tuple) ->
     tests = tests_text(family, key)
     if d.verdict == "cannot tell":
         return (
-            f"**Divergence vs max_freq: not resolved**: the odds of diverging change by a "
+            f"**{o.title} vs max_freq: not resolved**: the odds of {o.odds} change by a "
             f"factor between {fmt(d.or10_low)} and {fmt(d.or10_high)} per +{PER} max_freq "
             f"(estimate {fmt(d.or10)}; {tests}); {counted}; {how}."
         )
     word = "grows" if d.verdict == "grows" else "falls"
     warning = caveat(family, key, True)
     return (
-        f"**Divergence {word} with max_freq**{warning}: the odds of diverging multiply by "
+        f"**{o.title} {word} with max_freq**{warning}: the odds of {o.odds} multiply by "
         f"{fmt(d.or10)} per +{PER} max_freq ({interval}; {tests}); {counted}; {how}."
     )
 
@@ -148,24 +161,51 @@ def signed(value: float) -> str:
     return f"+{fmt(value)}" if value > 0 else fmt(value)
 
 
-def shape_finding(t: trends.Trends, family: Family, name: str) -> str:
-    """Is divergence one log-linear trend, which way do the steps go, is any max_freq a
-    peak, and where is it highest: the divergence finding when one trend does not fit."""
-    sh = t.shape
-    test = (
-        f"deviance {fmt(sh.lack_of_fit)} on {sh.df} df against max_freq as categories, "
-        f"{tests_text(family, ('divergence_shape', name))}"
+def rise_fall_text(c, family: Family, key: tuple) -> str:
+    """The pre-specified rise-then-fall test (analysis/curvature.py) in words."""
+    if c is None:
+        return ""
+    holm = family.holm(key)
+    curve = (
+        f"a quadratic term in max_freq, {fmt(c.curvature)} per ({PER} max_freq)² (95% CI "
+        f"{fmt(c.curvature_low)} to {fmt(c.curvature_high)}); one-sided bootstrap p "
+        f"{'' if c.rise_fall_p < 0.001 else '= '}{p_text(c.rise_fall_p)} against one trend, "
+        f"Holm-adjusted {p_text(holm)}"
     )
+    if c.rises_then_falls:
+        peak = f", the fitted curve peaking near max_freq {c.peak:.0f}" if c.peak == c.peak else ""
+        return (
+            f"**it rises and then falls**{caveat(family, key, True)}: {curve}{peak} (a point "
+            "estimate, no interval)"
+        )
+    return f"a rise then a fall is not resolved: {curve}"
+
+
+def shape_finding(t: trends.Trends, family: Family, name: str, outcome: Outcome = DIVERGED) -> str:
+    """Is the rate one log-linear trend, does it rise and then fall, which way do the steps
+    go, is any max_freq a peak, and where is it highest: the finding when one trend does not
+    fit."""
+    sh = t.shape
+    c = sh.tests
+    reference = (
+        f"bootstrap p {'' if sh.p < 0.001 else '= '}{p_text(sh.p)}, {c.replicates} "
+        f"studies under the trend; χ² would say {p_text(c.p_chi2)}"
+        if c is not None
+        else "no test"
+    )
+    test = (
+        f"deviance {fmt(sh.lack_of_fit)} on {sh.df} df against max_freq as categories, {reference}"
+    )
+    title = outcome.title
     if sh.p < ALPHA:
         head = (
-            f"**Divergence vs max_freq is not one log-linear trend**: the logistic trend does "
-            f"not fit at the 5% level ({test}; the choice of what to print, made before Holm's "
-            f"adjustment), so no odds ratio per +{PER} is given; the rates are read per max_freq"
+            f"**{title} vs max_freq is not one log-linear trend** ({test}), so no odds ratio "
+            f"per +{PER} is given; the rates are read per max_freq"
         )
     else:
         head = (
-            f"**The shape of divergence vs max_freq**: one log-linear trend is not rejected "
-            f"({test}; not rejecting it does not show it)"
+            f"**The shape of {title[0].lower() + title[1:]} vs max_freq**: one log-linear "
+            f"trend is not rejected ({test}; not rejecting it does not show it)"
         )
     rates = ", ".join(
         f"{k}/{n} at {m}" for m, n, k in zip(sh.max_freqs, sh.runs, sh.diverged, strict=True)
@@ -176,34 +216,33 @@ def shape_finding(t: trends.Trends, family: Family, name: str) -> str:
         for r in sh.steps.itertuples(index=False)
     )
     pattern = {
-        "not monotone": "two steps are resolved in opposite directions: **divergence rises "
-        "and falls with max_freq**",
-        "rises": "every resolved step is a rise; the others are not resolved",
-        "falls": "every resolved step is a fall; the others are not resolved",
+        "not monotone": "two steps are resolved in opposite directions",
+        "rises": "every resolved step is a rise",
+        "falls": "every resolved step is a fall",
         "not resolved": "no step is resolved",
     }[sh.pattern]
     peaks = (
-        f"a peak at max_freq {freqs(sh.peaks)} (resolved above both neighbours)"
+        f"a peak at max_freq {freqs(sh.peaks)}, resolved above both neighbours"
         if sh.peaks
-        else "no max_freq is resolved above both its neighbours, so no peak is shown"
+        else "no max_freq is resolved above both neighbours"
     )
     top = ", ".join(map(str, sh.highest))
     lower = [m for m in sh.max_freqs if m not in sh.not_below_highest]
-    tied = [m for m in sh.not_below_highest if m not in sh.highest]
     highest = f"the highest rate is at max_freq {top}"
-    if tied:
-        highest += f"; not resolved lower than it: {freqs(tuple(tied))}"
     if lower:
-        highest += f"; resolved lower (Holm among these comparisons): {freqs(tuple(lower))}"
+        highest += f", resolved above {freqs(tuple(lower))}"
+    bend = rise_fall_text(c, family, ("rise_fall", name))
     return (
-        f"{head}. Diverged: {rates}. Each max_freq against the one before, as the difference "
-        f"in the rate (Newcombe's interval): {steps}. With Holm's adjustment among these "
-        f"steps, {pattern}; {peaks}; {highest}."
+        f"{head}. {sentence_case(outcome.column)}: {rates}. "
+        + (f"Shape: {bend}. " if bend else "")
+        + f"Each max_freq against the one before, as the difference in the rate (Newcombe's "
+        f"interval): {steps}. With Holm's adjustment among these steps, {pattern}; {peaks}; "
+        f"{highest}."
     )
 
 
 def error_finding(e: trends.ErrorTrend, family: Family, key: tuple) -> str:
-    runs = f"{e.runs} runs that learned (finished, not diverged)"
+    runs = f"{e.runs} runs that learned (finished, off the plateau at the end)"
     if math.isnan(e.exponent):
         return f"**Error of the runs that learned**: {NO_FIT.get(e.reason, e.reason)} ({runs})."
     freq_text = f"max_freq {freqs(e.max_freqs)}"
@@ -279,17 +318,18 @@ def aliased(runs: pd.DataFrame) -> str | None:
 
 
 def stopped_note(runs: pd.DataFrame) -> str | None:
-    """What a divergence rate counts when some runs were stopped at a confirmed escape."""
+    """What the count of a study that stops runs at a confirmed escape measures."""
+    if outcome_of(runs) is not NEVER_LEARNED:
+        return None
     done = runs[runs["status"] == "FINISHED"]
     stopped = int(stopped_of(done).sum())
-    if not stopped:
-        return None
     return (
-        f"**Stopped runs**: {stopped} of the {len(done)} finished runs were stopped once "
-        "confirmed off the plateau (stop_on_escape) and count as not diverged. A run stopped "
-        "this way can fall back onto the plateau before its budget (a relapse, measured on "
-        "full-budget runs: `make relapse`), so the divergence rates here count the runs never "
-        "confirmed off the plateau within the budget, a lower bound on divergence at the budget."
+        f"**Outcome: never learned within the budget**: {stopped} of the {len(done)} finished "
+        "runs were stopped once confirmed off the plateau (stop_on_escape), so this study does "
+        "not see the end of training: it counts the runs never confirmed off the plateau "
+        "within the budget, not divergence. A run can learn and fall back onto the plateau "
+        "before its budget (a relapse, measured on full-budget runs: `make relapse`), so "
+        "divergence at the budget is at least this count."
     )
 
 
@@ -327,14 +367,17 @@ def findings(
             "given with its Holm-adjusted value over all of them."
         )
     sections = [("", general)] if general else []
+    outcome = outcome_of(runs)
     for t in fits:
         name = label(t.setting)
         one_trend = t.shape is None or not t.shape.p < ALPHA
         lines = (
-            [divergence_finding(t.divergence, family, ("divergence", name))] if one_trend else []
+            [divergence_finding(t.divergence, family, ("divergence", name), outcome)]
+            if one_trend
+            else []
         )
         if t.shape is not None:
-            lines.append(shape_finding(t, family, name))
+            lines.append(shape_finding(t, family, name, outcome))
         lines.append(error_finding(t.error, family, ("error", name)))
         lines += [s for s in [seeds_finding(t)] if s and one_trend]
         if t.aliased:
@@ -839,6 +882,41 @@ def delay_sentence(e: escape.Escape) -> str:
     )
 
 
+def reference_sentence(e: escape.Escape, family: Family, name: str) -> str:
+    """The equal-update study read at each max_freq's own 200-epoch point."""
+    r = e.reference
+    t = r.table
+    counts = ", ".join(
+        f"{row.not_learned}/{row.runs} at {row.max_freq}" for row in t.itertuples(index=False)
+    )
+    lo, hi = escape.REFERENCE_RANGE
+    d = r.trend
+    if d.method:
+        word = {"grows": "rises", "falls": "falls"}.get(d.verdict, "is not resolved")
+        warn = caveat(family, ("reference_trend", name), d.verdict != "cannot tell")
+        trend = (
+            f"over max_freq {lo}–{hi} the rate {word}{warn}: "
+            f"odds ×{fmt(d.or10)} per +{PER} (95% CI {fmt(d.or10_low)} to {fmt(d.or10_high)}; "
+            f"{tests_text(family, ('reference_trend', name))})"
+        )
+    else:
+        trend = f"over max_freq {lo}–{hi}: {NO_FIT.get(d.reason, d.reason)}"
+    shape = ""
+    if (sh := r.shape) is not None and sh.tests is not None:
+        c = sh.tests
+        fits = "the rate is not" if sh.p < ALPHA else "not rejected as"
+        shape = (
+            f"; over all of them {fits} one log-linear trend (deviance "
+            f"{fmt(sh.lack_of_fit)} on {sh.df} df, bootstrap p = {p_text(sh.p)}) and "
+            + rise_fall_text(c, family, ("reference_rise_fall", name))
+        )
+    return (
+        f"**At the reference {r.epochs} epochs** ({r.epochs} × each max_freq's updates per "
+        f"epoch, where a {r.epochs}-epoch run of the same seed ends; read from escape_step): "
+        f"not yet learned {counts}; {trend}{shape}."
+    )
+
+
 def rule_sentence(r: escape.RuleCheck) -> str:
     if r.stopped == 0:
         return (
@@ -865,7 +943,8 @@ def rule_sentence(r: escape.RuleCheck) -> str:
     )
     return (
         f"{text} Relapsed by max_freq (of the runs the rule would have stopped): {relapsed}. "
-        f"Never confirmed off the plateau (what a stopped study counts as diverged) against "
+        f"Never confirmed off the plateau (what a stopped study counts as never learned within "
+        f"the budget) against "
         f"diverged at the budget: {counts}."
     )
 
@@ -880,12 +959,14 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
         + ". A run is on the plateau while its mae_ratio_train (a forward pass over the "
         "training set without dropout, at update 0, at the checks and after the last update) "
         "is at or above the divergence threshold; it escaped at the first check from which it "
-        "stayed below (so a run diverged exactly when it never escaped). Its escape is known "
+        "stayed below (so a run trained to its budget ends on the plateau exactly when it "
+        "never escaped). Its escape is known "
         "only to the checks (between the one before and that one), and a run still on the "
         "plateau at its budget may leave it later or never. Every run of a max_freq is "
         "followed to the same budget, so the fraction still on the plateau at each check is a "
-        "plain proportion: curves and counts carry 95% Clopper–Pearson intervals, exact at "
-        "every level of the curve. The median escape is the first check at which at most half "
+        "plain proportion: curves and counts carry pointwise 95% Clopper–Pearson intervals, "
+        "exact at every level of the curve (pointwise: the whole curve is not held to 95%). "
+        "The median escape is the first check at which at most half "
         "are still on the plateau ('≤ c': before the first check; '> budget': not reached), "
         "with a 95% interval from the checks' intervals. Escape vs max_freq: a discrete-time "
         "hazard model (logistic regression of escaping at a check, with a free baseline per "
@@ -893,7 +974,7 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
         "likelihood-ratio test does not reject it against max_freq as categories; and always "
         "each max_freq against the one before, as the chance θ that a run at the larger one "
         "stays on the plateau longer (score interval, ties half). "
-        "Failure modes of the runs that diverged: "
+        "Failure modes of the runs that ended on the plateau: "
         + ", ".join(names.FAILURE_MODES)
         + " (pipeline/evaluate.py)."
     )
@@ -906,6 +987,8 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
             where + budget_sentence(e, family, ("budget", name)),
             where + delay_sentence(e),
         ]
+        if e.reference is not None:
+            bullets.append(where + reference_sentence(e, family, name))
         if e.rule is not None:
             bullets.append(where + rule_sentence(e.rule))
         if e.aliased:
@@ -939,7 +1022,7 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
                     [column, "runs", f"{column}_low", f"{column}_high"]
                 ].to_numpy()
             ]
-        view["diverged at end of training"] = t["diverged_end"]
+        view[f"{e.outcome.column} at end of training"] = t["diverged_end"]
         view["failure modes: " + " / ".join(names.FAILURE_MODES)] = [
             " / ".join(str(int(r[c])) for c in escape.MODE_COLUMNS)
             + (f" (+{int(r['mode_unknown'])} untagged)" if r["mode_unknown"] else "")
@@ -963,7 +1046,32 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
         if steps
         else ()
     )  # fmt: skip
+    readings = [reference_table(e, name if title_labels else "") for e in escapes
+                if e.reference is not None]  # fmt: skip
+    if readings:
+        epochs = escapes[0].reference.epochs if escapes[0].reference else escape.REFERENCE_EPOCHS
+        tables += ((f"At the reference {epochs} epochs, beside the budget",
+                    pd.concat(readings, ignore_index=True)),)  # fmt: skip
     return Section("Leaving the plateau: failure or delay?", [intro], bullets, table, tables)
+
+
+def reference_table(e: escape.Escape, setting: str) -> pd.DataFrame:
+    """Per max_freq: its reference update, not yet learned there [95% CP], and the study's
+    own count at its budget, under the study's outcome name."""
+    t = e.reference.table
+    view = pd.DataFrame(index=t.index)
+    if setting:
+        view["setting"] = setting
+    view["max_freq"] = t["max_freq"]
+    view[f"update at {e.reference.epochs} epochs"] = t["update"].map(updates)
+    view["not yet learned there [95% CP]"] = [
+        count(k, n, lo, hi)
+        for k, n, lo, hi in t[["not_learned", "runs", "low", "high"]].to_numpy()
+    ]
+    view[f"{e.outcome.column} at the budget ({updates(e.budget)})"] = [
+        f"{k}/{n}" for k, n in t[["at_budget", "runs"]].to_numpy()
+    ]
+    return view
 
 
 # --- the summary table -------------------------------------------------------------------------
@@ -975,7 +1083,7 @@ SUMMARY_VIEW = {
     "finished": "finished",
     "failed": "failed",
     "killed": "killed",
-    "divergence": "diverged [95% Wilson]",
+    "divergence": "{} [95% Wilson]",
     "learned": "learned",
     "stopped": "stopped at escape (no final error)",
     "learned_median_ci": "median test MAE, learned runs [95% CI]",
@@ -986,7 +1094,7 @@ SUMMARY_VIEW = {
 }
 
 
-def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
+def readable_summary(summary: pd.DataFrame, outcome: Outcome = DIVERGED) -> pd.DataFrame:
     s = summary
     params = [c for c in s.columns if c in varying_params(s)]
     view = s[[*params, "max_freq", "runs", "finished", "failed", "killed"]].copy()
@@ -1014,4 +1122,5 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
     view["all_median"] = s["mae_test_median"].map(fmt)
     view["ref_fft_mae_test_median"] = s["ref_fft_mae_test_median"].map(fmt)
     view["ref_forest_mae_test_median"] = s["ref_forest_mae_test_median"].map(fmt)
-    return view.rename(columns=SUMMARY_VIEW)
+    names = {k: v.format(outcome.column) for k, v in SUMMARY_VIEW.items()}
+    return view.rename(columns=names)

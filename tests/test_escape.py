@@ -269,14 +269,17 @@ def test_the_stopping_rule_is_checked_on_full_budget_histories():
     assert e.rule is None  # runs under the rule have no full history to check
 
 
-def test_a_report_with_stopped_runs_says_its_divergence_rates_are_a_lower_bound():
+def test_a_report_with_stopped_runs_names_its_outcome_never_learned_not_divergence():
     runs = _runs({10: [40.0, np.nan, 80.0]}).assign(stopped_on_escape=["true", "false", "true"])
     note = wording.stopped_note(runs)
-    assert note.startswith("**Stopped runs**: 2 of the 3 finished runs were stopped")
-    assert note.endswith("a lower bound on divergence at the budget.")
+    assert note.startswith("**Outcome: never learned within the budget**: 2 of the 3 finished")
+    assert "not divergence" in note
+    assert note.endswith("divergence at the budget is at least this count.")
     assert wording.stopped_note(_runs({10: [40.0, np.nan]})) is None  # no tag: none stopped
     unstopped = _runs({10: [40.0]}).assign(stopped_on_escape="false")
     assert wording.stopped_note(unstopped) is None
+    # a stopping study whose runs all ran to the end still counts "never learned"
+    assert wording.stopped_note(unstopped.assign(stop_on_escape=True)) is not None
 
 
 @pytest.mark.parametrize(
@@ -433,12 +436,14 @@ def _divergence_legend(runs: pd.DataFrame, tmp_path, monkeypatch) -> list[str]:
 
 
 def test_the_divergence_figure_draws_one_trend_only_where_one_fits(tmp_path, monkeypatch):
-    """The budget record's rates (0, 2, 6, 3, 1 of 16) reject one logistic trend: the figure
-    draws no fitted curve and says why; the extend record's (2, 5, 1, 0 of 24; deviance p =
-    0.058) get their curve."""
+    """The budget record's rates (0, 2, 6, 3, 1 of 16) reject one logistic trend (bootstrap p
+    0.02, χ² 0.012): the figure draws no fitted curve and says why; the extend record's (2, 5,
+    1, 0 of 24) get their curve."""
     budget = load.read_csv(ROOT / "docs" / "results" / "budget" / "runs.csv")
     labels = _divergence_legend(budget, tmp_path, monkeypatch)
-    assert any("one logistic trend rejected (deviance p = 0.012)" in t for t in labels), labels
+    assert any("one logistic trend rejected (deviance, bootstrap p = 0.02" in t for t in labels), (
+        labels
+    )
     assert not any("fit: odds" in t for t in labels)
     extend = load.read_csv(ROOT / "docs" / "results" / "extend" / "runs.csv")
     assert any("fit: odds" in t for t in _divergence_legend(extend, tmp_path, monkeypatch))
