@@ -95,9 +95,9 @@ def freqs(values: tuple[int, ...]) -> str:
 
 
 FIRTH_REASONS = {
-    "separation": "separation: a max_freq threshold splits diverged from non-diverged runs",
-    "few events": f"few events: fewer than {trends.logistic.MIN_EVENTS} diverged or "
-    "non-diverged runs",
+    "separation": "separation: a max_freq threshold splits the counted runs from the others",
+    "few events": f"few events: fewer than {trends.logistic.MIN_EVENTS} runs counted, or "
+    "not counted",
     "no convergence": "the maximum-likelihood fit did not converge",
 }
 NO_FIT = {
