@@ -889,8 +889,8 @@ def reference_sentence(e: escape.Escape, family: Family, name: str) -> str:
     counts = ", ".join(
         f"{row.not_learned}/{row.runs} at {row.max_freq}" for row in t.itertuples(index=False)
     )
-    lo, hi = escape.REFERENCE_RANGE
     d = r.trend
+    lo, hi = (min(d.max_freqs), max(d.max_freqs)) if d.max_freqs else escape.REFERENCE_RANGE
     if d.method:
         word = {"grows": "rises", "falls": "falls"}.get(d.verdict, "is not resolved")
         warn = caveat(family, ("reference_trend", name), d.verdict != "cannot tell")
@@ -907,8 +907,8 @@ def reference_sentence(e: escape.Escape, family: Family, name: str) -> str:
         fits = "the rate is not" if sh.p < ALPHA else "not rejected as"
         shape = (
             f"; over all of them {fits} one log-linear trend (deviance "
-            f"{fmt(sh.lack_of_fit)} on {sh.df} df, bootstrap p = {p_text(sh.p)}) and "
-            + rise_fall_text(c, family, ("reference_rise_fall", name))
+            f"{fmt(sh.lack_of_fit)} on {sh.df} df, bootstrap p {'' if sh.p < 0.001 else '= '}"
+            f"{p_text(sh.p)}) and " + rise_fall_text(c, family, ("reference_rise_fall", name))
         )
     return (
         f"**At the reference {r.epochs} epochs** ({r.epochs} × each max_freq's updates per "

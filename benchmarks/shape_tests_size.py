@@ -132,6 +132,29 @@ def main() -> None:
         ),
         row("coverage: quadratic term", "Wald 95%", name, truth, covered),
     ]
+    # the trend's odds per +10 at the shape design: the report's fit (logistic.fit, as
+    # trends.divergence_trend calls it), its 95% interval's coverage
+    x = np.asarray(SHAPE, float)
+    design = np.column_stack([np.ones(9), x - x.mean()])
+    rng = np.random.default_rng(args.seed + 11)
+    for or10 in (1.06, 1.3):
+        rates = _linear(SHAPE, or10, 0.125)
+        covered = []
+        for _ in range(args.studies):
+            fit = curvature.logistic.fit(
+                curvature.logistic.Data.of(design, rng.binomial(32, rates), np.full(9, 32))
+            )
+            if fit.method:
+                covered.append(math.exp(10 * fit.low[1]) <= or10 <= math.exp(10 * fit.high[1]))
+        lines.append(
+            row(
+                "coverage: odds per +10 (one trend)",
+                "logistic, Wald (Firth where few)",
+                name,
+                f"odds ×{or10} per +10, rate 0.125 at max_freq 30",
+                np.array(covered),
+            )
+        )
     # the trend test's power for odds ×1.3 per +10 at the shape design
     rate_mid = 0.125
     slope = math.log(1.3) / 10
