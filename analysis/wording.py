@@ -188,8 +188,9 @@ def shape_finding(t: trends.Trends, family: Family, name: str, outcome: Outcome 
     sh = t.shape
     c = sh.tests
     reference = (
-        f"bootstrap p {'' if sh.p < 0.001 else '= '}{p_text(sh.p)}, {c.replicates} "
-        f"studies under the trend; χ² would say {p_text(c.p_chi2)}"
+        f"bootstrap p {'' if sh.p < 0.001 else '= '}{p_text(sh.p)} ({c.replicates} "
+        f"studies under the trend; χ² would say {p_text(c.p_chi2)}), Holm-adjusted "
+        f"{p_text(family.holm(('divergence_shape', name)))} over the report's tests"
         if c is not None
         else "no test"
     )
