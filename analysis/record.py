@@ -31,6 +31,33 @@ from pipeline.names import UserError
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 KEPT = ("report.md", "summary.csv", "runs.csv")  # report.html embeds the figures: not kept
+# Report lines that need the store (the runs' metric histories): re-read without it, a record
+# keeps them from its earlier report, as it keeps the figures that need the store.
+STORE_ONLY = ("- **The stopping rule, checked",)
+KEPT_NOTE = (
+    " *(Kept from this record's earlier report: the check reads the runs' mae_ratio_train "
+    "histories, which only the tracking store holds.)*"
+)
+
+
+def keep_store_only_lines(report: Path, previous: str) -> None:
+    """Carry the lines of `previous` (the earlier report.md) that only the store can write
+    into `report` when it lacks them: after the last bullet of the same section."""
+    lines = report.read_text().split("\n")
+    old = [ln for ln in previous.split("\n") if ln.startswith(STORE_ONLY)]
+    missing = [ln for ln in old if not any(n.startswith(ln[:60]) for n in lines)]
+    if not missing:
+        return
+    head = next((i for i, ln in enumerate(lines) if ln.startswith("## Leaving the plateau")), None)
+    if head is None:
+        return
+    at = head + 1
+    while at < len(lines) and not lines[at].startswith("- "):
+        at += 1
+    while at < len(lines) and lines[at].startswith("- "):
+        at += 1
+    kept = [ln if ln.endswith(KEPT_NOTE) else ln + KEPT_NOTE for ln in missing]
+    report.write_text("\n".join(lines[:at] + kept + lines[at:]))
 
 
 def sweep_runs(experiment_ids: list[str], studies: list[str]) -> pd.DataFrame:
@@ -148,10 +175,13 @@ def record(
         if stale.name not in kept:
             stale.unlink()
     runs.attrs["duplicates"] = duplicates
+    previous = (out / "report.md").read_text() if (out / "report.md").is_file() else ""
     written = report.write(runs, summary, title, None, out, 20, results, from_store=use_store)
     for path in written:
         if path.name not in KEPT and path.suffix != ".png":
             path.unlink()
+    if not use_store:
+        keep_store_only_lines(out / "report.md", previous)
     sweeps = sweep_runs(tracking.experiment_ids(None), studies) if use_store else pd.DataFrame()
     info = manifest(runs, sweeps, studies, command, commit, machine, note)
     if sources:

@@ -41,6 +41,26 @@ def test_a_record_is_reanalysed_from_its_runs_without_the_store(budget_copy):
     assert "no single rate fits" in md and "≤ 147 [" in md
 
 
+def test_a_re_read_record_keeps_the_lines_only_the_store_can_write(tmp_path):
+    """The relapse record's stopping-rule check reads the runs' histories: re-read from its
+    runs.csv alone, the record keeps that line from its earlier report, once, saying so."""
+    folder = tmp_path / "relapse"
+    shutil.copytree(ROOT / "docs" / "results" / "relapse", folder)
+    line = next(ln for ln in (folder / "report.md").read_text().splitlines()
+                if ln.startswith("- **The stopping rule, checked"))  # fmt: skip
+    for _ in range(2):
+        record.record(["relapse"], folder, "make relapse", "abc1234", sources=[folder],
+                      use_store=False)  # fmt: skip
+    md = (folder / "report.md").read_text()
+    kept = [ln for ln in md.splitlines() if ln.startswith("- **The stopping rule, checked")]
+    assert len(kept) == 1 and kept[0].endswith(record.KEPT_NOTE)
+    assert kept[0].startswith(line.removesuffix(record.KEPT_NOTE))
+    assert "4 of those ended diverged (4/67" in kept[0]
+    # it stays in its section, after the reading at 200 epochs
+    section = md[md.index("## Leaving the plateau") :]
+    assert section.index("**At the reference 200 epochs**") < section.index(kept[0])
+
+
 def test_a_study_grown_from_two_records_counts_each_pair_once(tmp_path, budget_copy):
     runs = load.read_csv(budget_copy / "runs.csv")
     # a second session: seeds 0–3 trained again at another commit, and four new seeds
