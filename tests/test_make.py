@@ -129,8 +129,45 @@ def test_the_relapse_study_is_shapes_first_seeds_to_the_full_budget_unstopped():
     assert {j.params["backend"] for j in jobs} == {"jax"}
 
 
+def test_the_scale_study_crosses_the_target_scale_with_max_freq_10_to_50_at_200_epochs():
+    study, jobs = planned("scale")
+    assert study == "scale" and len(jobs) == 240
+    cells = collections.Counter((j.params["target_scale"], j.params["max_freq"]) for j in jobs)
+    assert cells == {(t, m): 24 for t in ("none", "max_freq") for m in (10, 20, 30, 40, 50)}
+    assert {j.params["epochs"] for j in jobs} == {200}
+    assert {j.params["train_steps"] for j in jobs} == {0}  # the reference budget, to the end
+    assert {j.params["stop_on_escape"] for j in jobs} == {False}
+    assert {j.params["samples_per_freq"] for j in jobs} == {10}
+
+
+def test_the_original_study_is_the_askers_setting_raw_and_scaled():
+    from pipeline.config import ORIGINAL
+
+    study, jobs = planned("original")
+    assert study == "original" and len(jobs) == 8
+    for key, value in ORIGINAL.items():
+        assert {j.params[key] for j in jobs} == {value}, key
+    assert collections.Counter(j.params["target_scale"] for j in jobs) == {
+        "none": 4,
+        "max_freq": 4,
+    }
+    assert {j.params["epochs"] for j in jobs} == {200}
+
+
 @pytest.mark.parametrize(
-    "target", ["study", "backends", "causes", "budget", "remainder", "extend", "shape", "relapse"]
+    "target",
+    [
+        "study",
+        "backends",
+        "causes",
+        "scale",
+        "budget",
+        "remainder",
+        "extend",
+        "shape",
+        "relapse",
+        "original",
+    ],
 )
 def test_a_study_target_names_its_study(target):
     study, _ = planned(target)

@@ -282,3 +282,22 @@ def test_a_longer_budget_repeats_the_shorter_ones_updates_first():
     checks = dict(long.progress)
     for step, ratio in short.progress:
         assert checks[step] == pytest.approx(ratio, rel=1e-6), step
+
+
+def test_a_longer_budget_at_its_reference_epochs_is_the_run_of_that_many_epochs():
+    """What the report's 200-epoch reading rests on: a run given more updates, checked at
+    every epoch, is at E × its updates per epoch exactly where an E-epoch run of the same seed
+    ends (its final mae_ratio_train, the value its divergence verdict reads)."""
+    data = _data(4, 3)  # 9 series, batches of 3: 3 updates an epoch
+    epochs = training.train(
+        TrainConfig(epochs=4, batch_size=3, lstm_units=4, dense_units=3, seed=2), data
+    )
+    longer = training.train(
+        TrainConfig(train_steps=18, batch_size=3, lstm_units=4, dense_units=3, seed=2,
+                    check_every=3),
+        data,
+    )  # fmt: skip
+    assert epochs.steps == 12 and epochs.steps_per_epoch == 3
+    at = dict(longer.progress)
+    assert at[4 * epochs.steps_per_epoch] == pytest.approx(epochs.progress[-1][1], rel=1e-6)
+    assert longer.loss[:4] == pytest.approx(epochs.loss, rel=1e-6)
