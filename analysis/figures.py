@@ -89,6 +89,64 @@ def _log_x_ticks(ax, values) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def error_and_divergence(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    setting: str,
+    path: Path,
+    outcome: Outcome = DIVERGED,
+):
+    """The figure the project exists for, two panels against max_freq: the test error of the
+    runs that learned (their median with its 95% interval, each run a dot) and the rate of
+    the study's outcome (diverged, or never learned within the budget) with 95% Wilson
+    intervals; one colour per setting."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110)
+    done = runs[runs["status"] == "FINISHED"]
+    freqs = sorted({int(m) for m in done["max_freq"]}) or [1]
+    for i, count, prefix, color, part_setting, part, _fit in _parts(done, None):
+        rows = _select(summary, part_setting).sort_values("max_freq")
+        shift = 1 + 0.02 * (i - (count - 1) / 2)  # side by side on the log axis
+        learned = part[~diverged_of(part).to_numpy() & part["mae_test"].notna().to_numpy()]
+        left.scatter(learned["max_freq"] * shift, learned["mae_test"], s=8, alpha=0.3,
+                     color=color, lw=0)  # fmt: skip
+        median = rows["mae_test_learned_median"].to_numpy(float)
+        low = rows["mae_test_learned_median_ci_low"].to_numpy(float)
+        high = rows["mae_test_learned_median_ci_high"].to_numpy(float)
+        left.errorbar(
+            rows["max_freq"] * shift, median,
+            yerr=_bars(median, np.where(np.isnan(low), median, low),
+                       np.where(np.isnan(high), median, high)),
+            fmt="o-", color=color, capsize=3, label=f"{prefix}median, 95% CI",
+        )  # fmt: skip
+        rate = rows["divergence_rate"].to_numpy(float)
+        right.errorbar(
+            rows["max_freq"] * shift, rate,
+            yerr=_bars(rate, rows["divergence_ci_low"], rows["divergence_ci_high"]),
+            fmt="o-", color=color, capsize=3, label=f"{prefix}rate, 95% Wilson",
+        )  # fmt: skip
+    for ax in (left, right):
+        _log_x_ticks(ax, freqs)
+        ax.set_xlabel("max_freq (frequencies 1 … max_freq−1)")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    left.set_yscale("log")
+    left.set_ylabel("test MAE of the runs that learned (cycles per 2π)")
+    left.set_title("Error, when it learns", fontsize=10)
+    right.set_ylim(-0.02, 1.02)
+    right.set_ylabel(f"fraction of finished runs {outcome.counted}")
+    right.set_title(
+        "Divergence" if outcome is DIVERGED else "Never learned within the budget", fontsize=10
+    )
+    fig.suptitle(textwrap.fill(f"Error and failure to learn vs max_freq: {setting}", 110),
+                 fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def mae_vs_max_freq(
     runs: pd.DataFrame,
     summary: pd.DataFrame,

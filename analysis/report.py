@@ -29,6 +29,7 @@ from analysis.settings import (
     varying_params,
 )
 
+OVERVIEW = "error_and_divergence.png"  # first in every report: the question's own figure
 FIGURES = (
     "mae_vs_max_freq.png",
     "divergence_rate.png",
@@ -284,6 +285,7 @@ def write(
     sample = sample_runs(judged, per_max_freq)
     figures.mae_vs_max_freq(judged, summary, setting, out / FIGURES[0], r.fits)
     outcome = outcome_of(judged)
+    figures.error_and_divergence(judged, summary, setting, out / OVERVIEW, outcome)
     figures.divergence_rate(summary, judged, setting, out / FIGURES[1], r.fits, outcome)
     if from_store:
         figures.learning_curves(loss_histories(sample), setting, out / FIGURES[2])
@@ -321,7 +323,10 @@ def write(
             "counted (same study and run_key: trained twice) left out, the first kept."
         )
     sections = wording.findings(r.fits, judged, r.family)
-    md = [f"# {title}", "", *_markdown(sections)]
+    overview = (
+        f"![Error of the runs that learned and {outcome.column} rate against max_freq]({OVERVIEW})"
+    )
+    md = [f"# {title}", "", overview, "", *_markdown(sections)]
     md += [line for section in extra for line in section_markdown(section)]
     md += [intro, "", table, ""]
     md += [f"![{name}]({name})" for name in names]
@@ -337,9 +342,13 @@ def write(
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 6px;text-align:right}img{max-width:100%}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{_html(sections)}"
+        f"<h1>{html.escape(title)}</h1>"
+        f'<figure><img alt="{OVERVIEW}" src="data:image/png;base64,'
+        f'{base64.b64encode((out / OVERVIEW).read_bytes()).decode()}"></figure>'
+        f"{_html(sections)}"
         f"{''.join(map(section_html, extra))}<p>{html.escape(intro)}</p>"
         f"{readable.to_html(index=False, border=0)}{images}</body></html>"
     )
     (out / "report.html").write_text(page)
-    return [out / n for n in ("runs.csv", "summary.csv", *names, "report.md", "report.html")]
+    files = ("runs.csv", "summary.csv", OVERVIEW, *names, "report.md", "report.html")
+    return [out / n for n in files]

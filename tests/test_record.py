@@ -39,6 +39,12 @@ def test_a_record_is_reanalysed_from_its_runs_without_the_store(budget_copy):
     md = (budget_copy / "report.md").read_text()
     assert "![learning_curves.png](learning_curves.png)" in md
     assert "no single rate fits" in md and "≤ 147 [" in md
+    # the question's own figure first, before any word of the findings
+    assert md.splitlines()[2] == (
+        "![Error of the runs that learned, and divergence, against max_freq]"
+        "(error_and_divergence.png)"
+    )
+    assert (budget_copy / "error_and_divergence.png").stat().st_size > 10_000
 
 
 def test_a_re_read_record_keeps_the_lines_only_the_store_can_write(tmp_path):
