@@ -104,12 +104,14 @@ def error_and_divergence(
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110)
     done = runs[runs["status"] == "FINISHED"]
     freqs = sorted({int(m) for m in done["max_freq"]}) or [1]
+    errors = False
     for i, count, prefix, color, part_setting, part, _fit in _parts(done, None):
         rows = _select(summary, part_setting).sort_values("max_freq")
         shift = 1 + 0.02 * (i - (count - 1) / 2)  # side by side on the log axis
         learned = part[~diverged_of(part).to_numpy() & part["mae_test"].notna().to_numpy()]
         left.scatter(learned["max_freq"] * shift, learned["mae_test"], s=8, alpha=0.3,
                      color=color, lw=0)  # fmt: skip
+        errors = errors or bool((learned["mae_test"] > 0).any())
         median = rows["mae_test_learned_median"].to_numpy(float)
         low = rows["mae_test_learned_median_ci_low"].to_numpy(float)
         high = rows["mae_test_learned_median_ci_high"].to_numpy(float)
@@ -131,7 +133,11 @@ def error_and_divergence(
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    left.set_yscale("log")
+    if errors:
+        left.set_yscale("log")
+    else:
+        left.text(0.5, 0.5, "no final error: the runs that learned were stopped at their escape",
+                  transform=left.transAxes, ha="center", color="gray", fontsize=8, wrap=True)  # fmt: skip
     left.set_ylabel("test MAE of the runs that learned (cycles per 2π)")
     left.set_title("Error, when it learns", fontsize=10)
     right.set_ylim(-0.02, 1.02)
