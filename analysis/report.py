@@ -323,7 +323,8 @@ def write(
             "counted (same study and run_key: trained twice) left out, the first kept."
         )
     sections = wording.findings(r.fits, judged, r.family)
-    overview = f"![Error of the runs that learned, and {outcome.title.lower()}, against max_freq]({OVERVIEW})"
+    alt = f"Error of the runs that learned, and {outcome.title.lower()}, against max_freq"
+    overview = f"![{alt}]({OVERVIEW})"
     md = [f"# {title}", "", overview, "", *_markdown(sections)]
     md += [line for section in extra for line in section_markdown(section)]
     md += [intro, "", table, ""]
