@@ -57,6 +57,11 @@ def test_every_page_is_reachable_from_the_readme():
 def test_the_readme_is_short_and_keeps_its_two_commands():
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 220
+    # the answer, before the quick start: at most 200 words (link targets not counted)
+    answer = text[: text.index("## Quick start")]
+    answer = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", answer)
+    answer = re.sub(r"\]\([^)]*\)", "]", answer)
+    assert len(answer.split()) <= 200, len(answer.split())
     assert "make run" in text and "make test" in text
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
