@@ -39,7 +39,14 @@ estimable and are reported as such.
 (+ `_low`, `_high`), `effect_runs`, `effect_learned_runs`, `effect_divergence_events`,
 `effect_divergence_firth` (1: Firth), and for a full factorial
 `effect_additivity_divergence_p`, `effect_additivity_mae_ratio_p`; `<term>` is
-`<factor>_<level>` (e.g. `samples_per_freq_1`) or `max_freq_per_10`.
+`<factor>_<level>` (e.g. `samples_per_freq_1`) or `max_freq_per_10`. With max_freq numeric,
+each level's divergence pooled over max_freq: `level_diverged/<factor>_<level>` (the rate,
+`_low`, `_high`: Clopper–Pearson 95%).
+
+- **Each level at each max_freq** (max_freq numeric): every level of the categorical factors
+  at every max_freq, with the cell's exact (Clopper–Pearson) interval, and each level pooled
+  over max_freq with its exact interval: where a level shows no divergence at all, the
+  pooled upper bound is how rare it can still be.
 """
 
 import dataclasses
@@ -373,6 +380,10 @@ class FactorEffects:
     confounded: tuple[str, ...]  # terms not estimable
     nonfinite: int = 0  # learned runs left out of the error model: non-finite mae_ratio_test
     cells: pd.DataFrame | None = field(default=None, repr=False)  # full factorial only
+    # with max_freq numeric (more than two values): every level of the other factors at each
+    # max_freq (cell_table's columns), and each level pooled over max_freq (`pooled`)
+    by_max_freq: pd.DataFrame | None = field(default=None, repr=False)
+    pooled: pd.DataFrame | None = field(default=None, repr=False)
     additivity: dict[str, Additivity] = field(default_factory=dict)  # 'divergence', 'mae_ratio'
 
     def cells_instead(self, outcome: str) -> str:
@@ -471,6 +482,13 @@ def effects(runs: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> Fa
         )
         if not math.isnan(p):
             additivity["mae_ratio"] = Additivity(statistic, df, p, "bootstrap Wald")
+    by_max_freq = pooled = None
+    categorical = [f for f in factors if not f.numeric]
+    if categorical and any(f.numeric for f in factors):
+        freqs = sorted_levels(done["max_freq"])
+        as_levels = Factor("max_freq", freqs[0], tuple(freqs[1:]))
+        by_max_freq = cell_table(done, [*categorical, as_levels], y.astype(bool))
+        pooled = cell_table(done, categorical, y.astype(bool))
     return FactorEffects(
         **base,
         table=pd.DataFrame(table, columns=COLUMNS),
@@ -479,6 +497,8 @@ def effects(runs: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> Fa
         confounded=confounded,
         cells=cells,
         additivity=additivity,
+        by_max_freq=by_max_freq,
+        pooled=pooled,
     )
 
 
@@ -501,4 +521,11 @@ def metrics(e: FactorEffects | None) -> dict[str, float]:
         ):
             for end, col in zip(("", "_low", "_high"), cols, strict=True):
                 out[f"{name}/{row.key}{end}"] = float(getattr(row, col))
+    if e.pooled is not None:
+        names = [f.name for f in e.factors if not f.numeric]
+        for _, row in e.pooled.iterrows():
+            key = "/".join(f"{metric_part(n)}_{metric_part(row[n])}" for n in names)
+            out[f"level_diverged/{key}"] = row["diverged"] / row["runs"]
+            out[f"level_diverged/{key}_low"] = float(row["rate_low"])
+            out[f"level_diverged/{key}_high"] = float(row["rate_high"])
     return out

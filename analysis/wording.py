@@ -593,7 +593,55 @@ def effects_section(e: factors.FactorEffects, family: Family) -> Section:
             ci(*v) for v in c[["median", "median_low", "median_high"]].to_numpy(float)
         ]
         tables = (("Every cell of the factorial", cells),)
+    if e.by_max_freq is not None:
+        bullets += level_sentences(e)
+        tables += (("Each level at each max_freq", _cells_view(e.by_max_freq, e)),)
     return Section(e.title, [" ".join([intro, *extra])], bullets, view, tables)
+
+
+def _cells_view(c: pd.DataFrame, e: factors.FactorEffects) -> pd.DataFrame:
+    names = [n for n in c.columns if n in {f.name for f in e.factors} or n == "max_freq"]
+    view = c[names].copy()
+    view["runs"] = c["runs"]
+    view["diverged [95% Clopper–Pearson]"] = [
+        count(k, n, lo, hi)
+        for k, n, lo, hi in c[["diverged", "runs", "rate_low", "rate_high"]].to_numpy(float)
+    ]
+    view["learned"] = c["learned"]
+    view["median mae_ratio_test, learned [95% CI]"] = [
+        ci(*v) for v in c[["median", "median_low", "median_high"]].to_numpy(float)
+    ]
+    return view
+
+
+def level_sentences(e: factors.FactorEffects) -> list[str]:
+    """Each level pooled over max_freq, with where its divergences fall, and for a level with
+    none, how rare they can still be (the pooled and the per-cell exact upper bounds)."""
+    names = [f.name for f in e.factors if not f.numeric]
+    cells = e.by_max_freq
+    out = []
+    for _, row in e.pooled.iterrows():
+        level = ", ".join(f"{n}={row[n]}" for n in names)
+        mine = cells[np.all([cells[n] == row[n] for n in names], axis=0)]
+        k, n = int(row["diverged"]), int(row["runs"])
+        if k == 0:
+            worst = float(mine["rate_high"].max())
+            out.append(
+                f"**{level}: no run diverged**, 0 of {n} over max_freq "
+                f"{freqs(tuple(int(m) for m in mine['max_freq']))}: the rate is at most "
+                f"{fmt(float(row['rate_high']))} pooled, and at most {fmt(worst)} at any one "
+                "max_freq (95% Clopper–Pearson upper bounds)."
+            )
+        else:
+            where = ", ".join(
+                f"{int(r['diverged'])}/{int(r['runs'])} at {r['max_freq']}"
+                for _, r in mine.iterrows()
+            )
+            out.append(
+                f"**{level}**: {k} of {n} diverged (95% Clopper–Pearson "
+                f"{fmt(float(row['rate_low']))} to {fmt(float(row['rate_high']))}): {where}."
+            )
+    return out
 
 
 def backend_sentences(b: backends.BackendComparison, family: Family) -> list[str]:

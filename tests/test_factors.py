@@ -347,3 +347,37 @@ def test_report_places_the_sections_right_after_findings(tmp_path, monkeypatch):
     heads = ["<h2>Findings</h2>", "<h2>Which cause matters</h2>"]
     assert [html.index(h) for h in heads] == sorted(html.index(h) for h in heads)
     assert "<b>samples_per_freq=1 vs 10</b>" in html and 'src="http' not in html
+
+
+def test_with_max_freq_numeric_each_level_is_given_at_each_max_freq_and_pooled():
+    """The scale study's design (target_scale × max_freq 10…50): a level without divergence
+    gets its pooled and per-cell exact upper bounds; the other, where its runs diverged."""
+    from scipy import stats as sps
+
+    from analysis import wording
+    from analysis.family import family_of
+
+    rows = []
+    for scale in ("none", "max_freq"):
+        for m in (10, 20, 30, 40, 50):
+            for seed in range(8):
+                rows.append({"run_id": f"{scale}{m}{seed}", "status": "FINISHED", "max_freq": m,
+                             "seed": seed, "target_scale": scale,
+                             "diverged": scale == "none" and m == 30 and seed < 3,
+                             "mae_ratio_test": 0.1 + 0.01 * seed, "grid_axes": "target_scale",
+                             "study": "s"})  # fmt: skip
+    runs = pd.DataFrame(rows).astype({"diverged": "boolean"})
+    e = factors.effects(runs, resamples=50)
+    assert len(e.by_max_freq) == 10 and set(e.pooled["target_scale"]) == {"none", "max_freq"}
+    cell = e.by_max_freq.set_index(["target_scale", "max_freq"]).loc[("none", "30")]
+    assert (cell["diverged"], cell["runs"]) == (3, 8)
+    bullets = wording.effects_section(e, family_of([], e, None, [])).bullets
+    upper = sps.binomtest(0, 40).proportion_ci(0.95, method="exact").high
+    scaled = next(b for b in bullets if b.startswith("**target_scale=max_freq: no run"))
+    assert f"the rate is at most {upper:.3g} pooled" in scaled
+    assert "0/8 at 10" in next(b for b in bullets if b.startswith("**target_scale=none**"))
+    assert "3/8 at 30" in next(b for b in bullets if b.startswith("**target_scale=none**"))
+    m = factors.metrics(e)
+    assert m["level_diverged/target_scale_max_freq"] == 0
+    assert m["level_diverged/target_scale_max_freq_high"] == pytest.approx(upper)
+    assert m["level_diverged/target_scale_none"] == pytest.approx(3 / 40)
