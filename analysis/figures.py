@@ -128,6 +128,7 @@ def error_and_divergence(
             fmt="o-", color=color, capsize=3, label=f"{prefix}rate, 95% Wilson",
         )  # fmt: skip
     for ax in (left, right):
+        ax.set_xlim(min(freqs) / 1.15, max(freqs) * 1.15)  # also where a panel has no point
         _log_x_ticks(ax, freqs)
         ax.set_xlabel("max_freq (frequencies 1 … max_freq−1)")
         ax.grid(True, which="both", alpha=0.3)

@@ -194,3 +194,17 @@ def test_logistic_fit_many_is_what_the_shape_tests_fit():
     beta, _, ok = logistic.fit_many(design, events[None].astype(float), np.full(9, 32.0))
     one = logistic.fit(logistic.Data.of(design, events, np.full(9, 32)))
     assert ok[0] and beta[0] == pytest.approx(one.beta, abs=1e-8)
+
+
+def test_the_overview_figure_draws_a_study_where_no_run_learned(tmp_path):
+    """Every run diverged (a tiny study of 2 epochs): the error panel is empty and says so,
+    and the figure is still written."""
+    from analysis import figures
+
+    runs = load.read_csv(ROOT / "docs" / "results" / "budget" / "runs.csv")
+    runs = runs[runs["max_freq"] == 30].assign(diverged=True)
+    runs["diverged"] = runs["diverged"].astype("boolean")
+    judged = stats.judged(runs, None)
+    path = tmp_path / "overview.png"
+    figures.error_and_divergence(judged, stats.summarize(judged), "tiny", path)
+    assert path.stat().st_size > 5_000

@@ -377,8 +377,9 @@ def test_a_varying_parameter_gives_one_fit_and_summary_row_per_value():
     assert summary.groupby("dropout")["finished"].sum().to_dict() == {0.1: 200, 0.3: 200}
     metrics = trends.metrics(fits)
     assert metrics["trend_divergence_runs/dropout_0.1"] == 200
-    # per setting: 16 trend numbers, the shape test, and 4 per step between max_freqs
-    per_setting = 16 + 1 + 4 * (len(MAX_FREQS) - 1)
+    # per setting: 16 trend numbers, the shape tests (the deviance's bootstrap and χ² p, the
+    # curvature with its interval, the rise-then-fall p and the peak), and 4 per step
+    per_setting = 16 + 7 + 4 * (len(MAX_FREQS) - 1)
     assert "trend_divergence_or10" not in metrics and len(metrics) == 2 * per_setting
     assert "trend_divergence_shape_p/dropout_0.3" in metrics
     sections = wording.findings(fits, runs, Family())
