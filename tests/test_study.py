@@ -120,14 +120,16 @@ def test_sweep_resume_and_report(store, tmp_path, monkeypatch):
     sample = reporting.sample_runs(load.load_runs(study="tiny"), 20)
     errors = reporting.prediction_errors(sample)
     assert len(sample) == 4 and len(errors) == 2 * 4 + 2 * 6  # (max_freq − 1) × 2 test series
-    figures = ("mae_vs_max_freq", "divergence_rate", "learning_curves", "error_by_frequency",
-               "escape_survival")  # fmt: skip
+    figures = ("error_and_divergence", "mae_vs_max_freq", "divergence_rate", "learning_curves",
+               "error_by_frequency", "escape_survival")  # fmt: skip
     for name in figures:
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     html = (folder / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5 and "<table" in html
+    assert html.count("data:image/png;base64,") == 6 and "<table" in html
+    assert html.index('alt="error_and_divergence.png"') < html.index("<h2>Findings</h2>")
     md = (folder / "report.md").read_text()
     assert "## Findings" in md
+    assert md.index("(error_and_divergence.png)") < md.index("## Findings")  # the figure first
     assert "## Leaving the plateau: failure or delay?" in md  # the runs carry progress checks
     assert "Grid axes backend (jax, tensorflow)" in md
     (analysis,) = store.runs(step="analysis")
