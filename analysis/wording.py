@@ -377,7 +377,7 @@ def findings(
             if one_trend
             else []
         )
-        if t.shape is not None:
+        if t.shape is not None and t.shape.tests is not None:  # no events: nothing to shape
             lines.append(shape_finding(t, family, name, outcome))
         lines.append(error_finding(t.error, family, ("error", name)))
         lines += [s for s in [seeds_finding(t)] if s and one_trend]
