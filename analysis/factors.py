@@ -328,7 +328,11 @@ def cell_table(done: pd.DataFrame, factors: list[Factor], diverged: np.ndarray) 
     the learned runs' median mae_ratio_test with its distribution-free interval."""
     rows = []
     texts = [level_text(done, f) for f in factors]
-    ratio = done["mae_ratio_test"].to_numpy(float)
+    ratio = (
+        done["mae_ratio_test"].to_numpy(float)
+        if "mae_ratio_test" in done
+        else np.full(len(done), math.nan)
+    )
     for combo in itertools.product(*([value_text(v) for v in f.all_levels] for f in factors)):
         on = np.all([t == c for t, c in zip(texts, combo, strict=True)], axis=0)
         k, n = int(diverged[on].sum()), int(on.sum())
