@@ -580,19 +580,7 @@ def effects_section(e: factors.FactorEffects, family: Family) -> Section:
     bullets += [effect_sentence(row, e, family) for _, row in t.iterrows()]
     tables = ()
     if e.cells is not None:
-        c = e.cells
-        names = [f.name for f in e.factors]
-        cells = c[names].copy()
-        cells["runs"] = c["runs"]
-        cells["diverged [95% Clopper–Pearson]"] = [
-            count(k, n, lo, hi)
-            for k, n, lo, hi in c[["diverged", "runs", "rate_low", "rate_high"]].to_numpy(float)
-        ]
-        cells["learned"] = c["learned"]
-        cells["median mae_ratio_test, learned [95% CI]"] = [
-            ci(*v) for v in c[["median", "median_low", "median_high"]].to_numpy(float)
-        ]
-        tables = (("Every cell of the factorial", cells),)
+        tables = (("Every cell of the factorial", _cells_view(e.cells, e)),)
     if e.by_max_freq is not None:
         bullets += level_sentences(e)
         tables += (("Each level at each max_freq", _cells_view(e.by_max_freq, e)),)
@@ -600,6 +588,8 @@ def effects_section(e: factors.FactorEffects, family: Family) -> Section:
 
 
 def _cells_view(c: pd.DataFrame, e: factors.FactorEffects) -> pd.DataFrame:
+    """A cell table (factors.cell_table) for people: the levels, then each count with its
+    exact interval and the learned runs' median with its interval."""
     names = [n for n in c.columns if n in {f.name for f in e.factors} or n == "max_freq"]
     view = c[names].copy()
     view["runs"] = c["runs"]
