@@ -5,52 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 MAX_FREQ ?= 20
 UI_PORT ?= 5000
-# The default study: 5 max_freqs × 5 seeds × 200 epochs on jax (faster than TensorFlow on a
-# CPU: benchmarks/README.md; whether the two are equivalent waits for a `make backends`
-# record: docs/results.md), about 5 minutes on 2 cores.
+# A study is a file: studies/<NAME>.toml holds its grid, fixed values and report sections,
+# with the reason beside each (docs/studies.md). SET overrides values: SET="seeds=4 epochs=3".
+NAME ?= default
+SET ?=
+STUDY_FILE = $(if $(findstring /,$(NAME)),$(NAME),studies/$(NAME).toml)
+SET_FLAGS = $(foreach kv,$(SET),--set $(kv))
+# `make report` reports on STUDY.
 STUDY ?= default
-MAX_FREQS ?= 5,10,20,30,40
-SEEDS ?= 5
-STUDY_BACKEND ?= jax
-BACKEND_SEEDS ?= 20
-CAUSE_SEEDS ?= 10
-CAUSE_BACKEND ?= jax
-# The budget study: every max_freq gets the same number of optimizer updates.
-BUDGET_MAX_FREQS ?= 10,20,30,40,50,60
-BUDGET_SEEDS ?= 16
-BUDGET_STEPS ?= 6000
-# Does divergence peak at max_freq 30 in the budget study because an epoch of its 290 series
-# ends on a batch of 2? batch_size 29, 32, 33, 36 end each epoch on a batch of 29 (full), 2, 26
-# and 2 (the answer, not supported: docs/results.md, "Why is max_freq 30 the worst?").
-REMAINDER_BATCHES ?= 29,32,33,36
-# Failure or delay, by experiment: max_freq 20–50 at 24,000 updates (4× the budget study's),
-# checked every 150 updates (so 6,000 is a check), stopping each run once it is confirmed off
-# the plateau: only the runs still on it pay for the longer budget.
-EXTEND_MAX_FREQS ?= 20,30,40,50
-EXTEND_SEEDS ?= 24
-EXTEND_STEPS ?= 24000
-CHECK_EVERY ?= 150
-# The shape of divergence: max_freq 10…50 in steps of 5, 6,000 updates, each run stopped once
-# confirmed off the plateau (stop_on_escape: it counts runs that never learned; see relapse).
-# SHAPE_FIRST_SEED grows the study later: its seeds follow.
-SHAPE_MAX_FREQS ?= 10,15,20,25,30,35,40,45,50
-SHAPE_SEEDS ?= 32
-SHAPE_FIRST_SEED ?= 0
-# Do stopped runs' verdicts hold to the budget? The shape study's first seeds at 20–40, trained
-# to the full 6,000 updates without stopping: how often a run that left the plateau is back on it
-# at the end (a relapse), and the end-of-budget divergence beside shape's stopped counts.
-RELAPSE_MAX_FREQS ?= 20,25,30,35,40
-RELAPSE_SEEDS ?= 16
-# Does scaling the target remove divergence where it is highest? target_scale none and max_freq
-# × max_freq 10…50 × 24 seeds at the reference 200 epochs, trained to the end (no stopping), so
-# every run has its divergence verdict and its error (about 70 min on 2 cores).
-SCALE_MAX_FREQS ?= 10,20,30,40,50
-SCALE_SEEDS ?= 24
 # The setting of the original question (pipeline/config.py ORIGINAL; a test keeps them equal).
 ORIGINAL = -P time_steps=2000 -P max_freq=301 -P samples_per_freq=1 -P test_samples_per_freq=1
 ORIGINAL_BACKEND ?= jax
-# Its record: the target raw and scaled, ORIGINAL_SEEDS seeds each, at the reference 200 epochs.
-ORIGINAL_SEEDS ?= 4
 EPOCHS ?= 200
 # The suite in TEST_WORKERS processes (pytest-xdist; 1: one process, no xdist). Most tests
 # wait on a child process or train on one core, so two share two cores well (on 2 cores: make
@@ -93,55 +58,21 @@ run: venv ## one experiment, mlflow run . -P max_freq=20 (MAX_FREQ=… to change
 	@echo "Results: the run above, in tracking store $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}"
 	@echo "Browse and compare runs: make ui    A study of many runs and its report: make study"
 
-study: venv ## the default study (5 max_freqs × 5 seeds on jax, ~5 min), then its report
+study: venv ## run study file NAME (default: studies/default.toml, about 5 min), then its report; SET="seeds=4" overrides
 	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=$(MAX_FREQS) -P seeds=$(SEEDS) -P backend=$(STUDY_BACKEND) -P study=$(STUDY) --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study $(STUDY)
+	$(BIN)/mlflow run . -e study -P file=$(STUDY_FILE) -P set="$(SET)" --env-manager local $(EXPERIMENT_ARG)
+	$(BIN)/python -m analysis --study "$$($(BIN)/python -m pipeline.study $(STUDY_FILE) $(SET_FLAGS) --name)"
 
-backends: venv ## tensorflow vs jax: max_freqs 10,20,30 × 20 seeds each (about 65 min), then the report
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=10,20,30 -P seeds=$(BACKEND_SEEDS) -P backend=tensorflow,jax -P study=backends --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study backends
-
-causes: venv ## the three claimed causes crossed: samples_per_freq 1,10 × target_scale × max_freq 10,50, then the report
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=10,50 -P seeds=$(CAUSE_SEEDS) -P samples_per_freq=1,10 -P target_scale=none,max_freq -P backend=$(CAUSE_BACKEND) -P study=causes --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study causes
-
-scale: venv ## scaling the target where divergence is highest: target_scale none,max_freq × max_freq 10…50 × 24 seeds, 200 epochs (about 70 min)
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=$(SCALE_MAX_FREQS) -P seeds=$(SCALE_SEEDS) -P target_scale=none,max_freq -P backend=$(STUDY_BACKEND) -P study=scale --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study scale
-
-budget: venv ## failure or delay? max_freq 10…60 × 16 seeds, 6,000 updates each on jax (about 2 h), then the report
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=$(BUDGET_MAX_FREQS) -P seeds=$(BUDGET_SEEDS) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=budget --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study budget
-
-remainder: venv ## the last partial batch as a factor: max_freq 30 × batch_size 29,32,33,36 × 16 seeds, 6,000 updates (about 60 min)
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=30 -P seeds=$(BUDGET_SEEDS) -P batch_size=$(REMAINDER_BATCHES) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=remainder --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study remainder
-
-extend: venv ## failure or delay: max_freq 20–50 × 24 seeds to 24,000 updates, stopping once off the plateau (1 h 30 min measured)
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=$(EXTEND_MAX_FREQS) -P seeds=$(EXTEND_SEEDS) -P train_steps=$(EXTEND_STEPS) -P check_every=$(CHECK_EVERY) -P stop_on_escape=true -P backend=$(STUDY_BACKEND) -P study=extend --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study extend
-
-shape: venv ## divergence against max_freq 10…50 (steps of 5) × 32 seeds, 6,000 updates, stopped once off the plateau (about 1 h 30 min)
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=$(SHAPE_MAX_FREQS) -P seeds=$(SHAPE_SEEDS) -P first_seed=$(SHAPE_FIRST_SEED) -P train_steps=$(BUDGET_STEPS) -P stop_on_escape=true -P backend=$(STUDY_BACKEND) -P study=shape --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study shape
-
-relapse: venv ## shape's seeds 0…15 at max_freq 20–40 to the full 6,000 updates, not stopped: how often a learned run falls back (about 75 min)
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep -P max_freqs=$(RELAPSE_MAX_FREQS) -P seeds=$(RELAPSE_SEEDS) -P train_steps=$(BUDGET_STEPS) -P backend=$(STUDY_BACKEND) -P study=relapse --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study relapse
-
-original: venv ## the asker's setting (one 2,000-point series per frequency 1…300) with the target raw and scaled × 4 seeds, 200 epochs, then the report
-	@$(BIN)/python -m pipeline.tracking
-	$(BIN)/mlflow run . -e sweep $(subst max_freq=,max_freqs=,$(ORIGINAL)) -P seeds=$(ORIGINAL_SEEDS) -P epochs=$(EPOCHS) -P target_scale=none,max_freq -P backend=$(ORIGINAL_BACKEND) -P study=original --env-manager local $(EXPERIMENT_ARG)
-	$(BIN)/python -m analysis --study original
+# One line per study of the records (docs/results.md): `make shape` is `make study NAME=shape`.
+backends: ; @$(MAKE) --no-print-directory study NAME=$@ ## tensorflow vs jax, paired seeds (about 65 min at 10 seeds)
+causes: ; @$(MAKE) --no-print-directory study NAME=$@ ## samples_per_freq × target_scale × max_freq 10,50 crossed
+scale: ; @$(MAKE) --no-print-directory study NAME=$@ ## target raw vs scaled × max_freq 10…50 × 24 seeds (about 2 h 20 min)
+budget: ; @$(MAKE) --no-print-directory study NAME=$@ ## max_freq 10…60 × 16 seeds at 6,000 updates each (about 2 h)
+remainder: ; @$(MAKE) --no-print-directory study NAME=$@ ## max_freq 30 × the epoch's last batch (batch_size 29,32,33,36)
+extend: ; @$(MAKE) --no-print-directory study NAME=$@ ## max_freq 20–50 to 24,000 updates, stopped once learned (1 h 30 min)
+shape: ; @$(MAKE) --no-print-directory study NAME=$@ ## max_freq 10…50 by 5 × 32 seeds, 6,000 updates, stopped once learned
+relapse: ; @$(MAKE) --no-print-directory study NAME=$@ ## shape's seeds 0…15 at 20–40 to the full budget, not stopped
+original: ; @$(MAKE) --no-print-directory study NAME=$@ ## the asker's setting (2,000-point series, max_freq 301), raw vs scaled
 
 original-run: venv ## one run of the asker's setting, target raw (EPOCHS=…)
 	@$(BIN)/python -m pipeline.tracking

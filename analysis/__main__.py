@@ -30,12 +30,16 @@ def analyze(
     `log_to_experiment`, else in the active one); returns the report folder."""
     from analysis import load
 
-    runs = load.load_runs(experiment or None, study.split(",") if study else None)
+    studies = study.split(",") if study else []
+    runs = load.load_runs(experiment or None, studies or None)
     from analysis import report, stats  # the statistics' libraries: once there is data
 
     summary = stats.summarize(runs, ratio)
+    sweeps = load.sweep_runs(tracking.experiment_ids(experiment or None), studies)
     results = report.analyse(
-        report.judged_runs(runs, ratio), histories=report.plateau_histories(runs)
+        report.judged_runs(runs, ratio),
+        histories=report.plateau_histories(runs),
+        sections=load.report_sections(sweeps) if studies else None,
     )
     name = study.replace(",", "+") or experiment or "all-experiments"
     out = out_root / name

@@ -143,3 +143,40 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     if "diverged" in out:
         out["diverged"] = out["diverged"].map({1.0: True, 0.0: False}).astype("boolean")
     return out.sort_values(["max_freq", "seed", "start_time"], ignore_index=True)
+
+
+SWEEP_PARAMS = ("study_file", "study_file_sha256", "report_sections")  # set by pipeline.study
+
+
+def sweep_runs(experiment_ids: list[str], studies: list[str]) -> pd.DataFrame:
+    """The sweep runs of the studies: start, end, status, seconds, machine, and the study file
+    each ran (its path, SHA-256 and report sections; empty for a sweep run without one)."""
+    rows = []
+    for study in studies:
+        for run in tracking.runs_with_tags(
+            experiment_ids, {"step": "sweep", "study": study}, None, newest_first=False
+        ):
+            end = run.info.end_time or run.info.start_time
+            rows.append(
+                {
+                    "run_id": run.info.run_id,
+                    "study": study,
+                    "status": run.info.status,
+                    "start": run.info.start_time,
+                    "end": end,
+                    "seconds": (end - run.info.start_time) / 1000,
+                    "machine": run.data.tags.get("machine", ""),
+                    **{k: run.data.params.get(k, "") for k in SWEEP_PARAMS},
+                }
+            )
+    return pd.DataFrame(rows, columns=["run_id", "study", "status", "start", "end", "seconds",
+                                       "machine", *SWEEP_PARAMS])  # fmt: skip
+
+
+def report_sections(sweeps: pd.DataFrame | None) -> tuple[str, ...] | None:
+    """The report sections the studies' files name (their union), or None (every section that
+    applies) when a sweep ran without a study file."""
+    if sweeps is None or not len(sweeps) or not sweeps["report_sections"].astype(bool).all():
+        return None
+    named = {s for text in sweeps["report_sections"] for s in text.split(",") if s}
+    return tuple(sorted(named))

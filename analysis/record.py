@@ -60,38 +60,35 @@ def keep_store_only_lines(report: Path, previous: str) -> None:
     report.write_text("\n".join(lines[:at] + kept + lines[at:]))
 
 
-def sweep_runs(experiment_ids: list[str], studies: list[str]) -> pd.DataFrame:
-    """The sweep runs of the studies: start, end, status, seconds."""
-    rows = []
-    for study in studies:
-        for run in tracking.runs_with_tags(
-            experiment_ids, {"step": "sweep", "study": study}, None, newest_first=False
-        ):
-            end = run.info.end_time or run.info.start_time
-            rows.append(
-                {
-                    "run_id": run.info.run_id,
-                    "study": study,
-                    "status": run.info.status,
-                    "start": run.info.start_time,
-                    "end": end,
-                    "seconds": (end - run.info.start_time) / 1000,
-                    "machine": run.data.tags.get("machine", ""),
-                }
-            )
-    return pd.DataFrame(rows)
+def earlier_sections(sources: list[Path]) -> tuple[str, ...] | None:
+    """The report sections the earlier records name (None: every section that applies)."""
+    named = set()
+    for folder in sources:
+        meta = Path(folder) / "manifest.json"
+        given = json.loads(meta.read_text()).get("report_sections") if meta.is_file() else None
+        if given is None:
+            return None
+        named |= set(given)
+    return tuple(sorted(named)) if named else None
 
 
 def manifest(
     runs: pd.DataFrame,
-    sweeps: pd.DataFrame,
+    sweeps: pd.DataFrame | None,
     studies: list[str],
     command: str,
     commit: str,
     machine: str,
     note: str,
 ) -> dict:
+    from analysis import load
+
+    sweeps = pd.DataFrame() if sweeps is None else sweeps
     finished = sweeps[sweeps["status"] == "FINISHED"] if len(sweeps) else sweeps
+    files = sorted(
+        {(f, h) for f, h in zip(sweeps.get("study_file", []), sweeps.get("study_file_sha256", []),
+                                strict=True) if f}
+    )  # fmt: skip
     starts = pd.to_datetime(runs["start_time"])
     started = starts.min()
     ended = (starts + pd.to_timedelta(runs["duration_s"], unit="s")).max()
@@ -109,6 +106,9 @@ def manifest(
         "duplicates_left_out": int(runs.attrs.get("duplicates", 0)),
         "sweeps": len(sweeps),
         "wall_time_s": round(float(finished["seconds"].sum()), 1) if len(finished) else None,
+        # the study file(s) the sweeps ran, with the content hash: rerun it as it ran
+        "study_files": [{"path": f, "sha256": h} for f, h in files],
+        "report_sections": list(sections) if (sections := load.report_sections(sweeps)) else None,
         "note": note,
         "regenerate": (
             f"python -m analysis.record --study {','.join(studies)} --command {command!r} "
@@ -160,14 +160,17 @@ def record(
 ) -> Path:
     """Write the record of `studies` (several: the slices of one study, reported as one),
     from the store and/or earlier records (`sources`)."""
-    from analysis import report, stats
+    from analysis import load, report, stats
 
     sources = list(sources or [])
     runs, given = gather(studies, sources, use_store)
     duplicates = runs.attrs.get("duplicates", 0)
     summary = stats.summarize(runs)
     histories = report.plateau_histories(runs) if use_store else None
-    results = report.analyse(report.judged_runs(runs, None), histories=histories)
+    sweeps = load.sweep_runs(tracking.experiment_ids(None), studies) if use_store else None
+    sections = load.report_sections(sweeps) if use_store else earlier_sections(sources)
+    judged = report.judged_runs(runs, None)
+    results = report.analyse(judged, histories=histories, sections=sections)
     title = report.title_of(runs, "+".join(studies))
     out.mkdir(parents=True, exist_ok=True)
     kept = {"learning_curves.png", "error_by_frequency.png"} if not use_store else set()
@@ -182,7 +185,6 @@ def record(
             path.unlink()
     if not use_store:
         keep_store_only_lines(out / "report.md", previous)
-    sweeps = sweep_runs(tracking.experiment_ids(None), studies) if use_store else pd.DataFrame()
     info = manifest(runs, sweeps, studies, command, commit, machine, note)
     if sources:
         info["sources"] = given
@@ -194,7 +196,8 @@ def record(
             info["sweeps"] = sum(int(m.get("sweeps", 0)) for m in earlier)
         if not use_store and len(earlier) == 1:  # one record re-read by today's analysis
             first = earlier[0]
-            info |= {k: first[k] for k in ("command", "commit", "machine", "note") if k in first}
+            kept_keys = ("command", "commit", "machine", "note", "study_files", "report_sections")
+            info |= {k: first[k] for k in kept_keys if k in first}
             info["reanalysed"] = {"commit": commit, "date": info["generated"], "note": note}
         extra = " ".join(f"--from {f}" for f in sources) + ("" if use_store else " --no_store")
         info["regenerate"] += f" {extra}"

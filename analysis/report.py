@@ -240,13 +240,20 @@ def analyse(
     resamples: int = factors.RESAMPLES,
     seed: int = 0,
     histories: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    sections: tuple[str, ...] | None = None,
 ) -> Results:
-    """Every fit of the runs as judged (judged_runs); `histories` (plateau_histories) adds the
-    stopping rule's check to the escape section."""
+    """The fits of the runs as judged (judged_runs): the trends always, and of escape, factors
+    and backends those that `sections` names (None: every one that applies; a study file
+    names its own). `histories` (plateau_histories) adds the stopping rule's check to the
+    escape section."""
+
+    def wanted(name: str) -> bool:
+        return sections is None or name in sections
+
     fits = trends.fit(judged)
-    effects = factors.effects(judged, resamples, seed)
-    comparison = backends.compare(judged, resamples, seed)
-    escapes = escape.fit(judged, histories)
+    effects = factors.effects(judged, resamples, seed) if wanted("factors") else None
+    comparison = backends.compare(judged, resamples, seed) if wanted("backends") else None
+    escapes = escape.fit(judged, histories) if wanted("escape") else []
     return Results(
         fits, effects, comparison, escapes, family.family_of(fits, effects, comparison, escapes)
     )

@@ -20,6 +20,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -36,6 +37,26 @@ from pipeline.config import (
 from pipeline.executors import open_executor
 from pipeline.jobs import FINISHED, SKIPPED, Context, Job, Result
 from pipeline.names import ConfigError, UserError
+
+# Set by pipeline.study when the sweep runs a study file; logged on the sweep run.
+STUDY_FILE_FLAGS = (
+    ("study_file", "the study file the values came from (pipeline.study sets it)"),
+    ("study_file_sha256", "its SHA-256"),
+    ("report_sections", "the report sections it names, comma-separated"),
+)
+STUDY_FILE_KEYS = tuple(name for name, _ in STUDY_FILE_FLAGS)
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+CONFIGS = (SweepConfig, DataConfig, TrainConfig, EvalConfig)
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """The sweep's command line as `main` reads it: every value a string, defaults filled."""
+    from pipeline import command
+
+    parser = command.build_parser("", "", CONFIGS, STUDY_FILE_FLAGS, ("max_freq", "seed"))
+    return vars(parser.parse_args(argv))
 
 
 def run_key(params: dict[str, Any]) -> str:
@@ -208,11 +229,14 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
         **{k: v for k, v in base.as_params().items() if k not in ("max_freq", "seed")},
         **{name: ",".join(values) for name, values in axes.items()},
         "grid_axes": ",".join(["max_freq", "seed", *axes]),
+        **{k: raw[k] for k in STUDY_FILE_KEYS if raw.get(k)},
     }
     stale_after_s = names.seconds(sweep.stale_after_min)
     with tracking.step_run(
         "sweep", params, tags={"study": study}, run_name=f"sweep {study}"
     ) as run:
+        if raw.get("study_file"):  # the file itself, so the study can be rerun as it ran
+            tracking.log_files([PROJECT / raw["study_file"]])  # absolute stays absolute
         ctx = Context(
             tracking.tracking_uri(),
             run.info.experiment_id,
@@ -291,8 +315,9 @@ def main(argv: list[str] | None = None) -> None:
         __doc__,
         build,
         execute,
-        [SweepConfig, DataConfig, TrainConfig, EvalConfig],
+        CONFIGS,
         argv,
+        extra=STUDY_FILE_FLAGS,
         exclude=("max_freq", "seed"),
     )
 

@@ -1,8 +1,8 @@
-"""The studies behind `make study` and `make backends`: the sweeps they launch, as planned.
+"""The studies behind `make study` and its one-line targets: the sweeps they launch, as planned.
 
-`make -n` prints a target's commands without running them; the `mlflow run . -e sweep` line's
-`-P` values go through the sweep's own parsing and planning, so these tests see the same jobs
-the target would run."""
+`make -n` prints a target's commands without running them; the study file and the overrides
+that its `mlflow run . -e study` line names go through pipeline.study and the sweep's own
+parsing and planning, so these tests see the same jobs the target would run."""
 
 import collections
 import re
@@ -11,24 +11,29 @@ import subprocess
 import pytest
 from conftest import ROOT
 
-from pipeline import sweep
+from pipeline import study, sweep
 from pipeline.config import SweepConfig
 
 
-def planned(target: str, *overrides: str) -> tuple[str, list[sweep.Job]]:
+def planned(target: str, *make_vars: str) -> tuple[str, list[sweep.Job]]:
     """The study name and the jobs of the sweep that `make <target>` would launch."""
     out = subprocess.run(
-        ["make", "-n", "-s", target, *overrides],
+        ["make", "-n", "-s", target, *make_vars],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
-    (line,) = [ln for ln in out.splitlines() if "mlflow run . -e sweep" in ln]
-    raw = dict(re.findall(r"-P (\w+)=(\S+)", line))
+    (line,) = [ln for ln in out.splitlines() if "mlflow run . -e study" in ln]
+    path = re.search(r"-P file=(\S+)", line).group(1)
+    overrides = study.parse_overrides([re.search(r'-P set="([^"]*)"', line).group(1)])
+    raw = sweep.parse_args(study.sweep_argv(study.read(str(ROOT / path)), overrides))
     cfg = SweepConfig.from_strings(raw)
-    assert f"python -m analysis --study {cfg.study}" in out  # the report follows, same study
+    # the report follows, on the study the file and the same overrides name
+    (report,) = [ln for ln in out.splitlines() if "python -m analysis --study" in ln]
+    assert f"pipeline.study {path}" in report
+    assert all(f"--set {kv}" in report for kv in (f"{k}={v}" for k, v in overrides.items()))
     return cfg.study, sweep.plan(cfg, raw)
 
 
@@ -46,7 +51,7 @@ def test_the_default_study_runs_on_jax():
 
 
 def test_the_study_backend_can_be_chosen():
-    _, jobs = planned("study", "STUDY_BACKEND=tensorflow", "SEEDS=2")
+    _, jobs = planned("study", "SET=backend=tensorflow seeds=2")
     assert len(jobs) == 10 and {j.params["backend"] for j in jobs} == {"tensorflow"}
 
 
@@ -111,7 +116,7 @@ def test_the_shape_study_covers_10_to_50_in_steps_of_5_stopping_once_decided():
     assert {j.params["train_steps"] for j in jobs} == {6000}
     assert {j.params["stop_on_escape"] for j in jobs} == {True}
     assert {j.params["backend"] for j in jobs} == {"jax"}
-    _, later = planned("shape", "SHAPE_FIRST_SEED=32", "SHAPE_SEEDS=8")
+    _, later = planned("shape", "SET=first_seed=32 seeds=8")
     assert sorted({j.params["seed"] for j in later}) == list(range(32, 40))  # grown, not rerun
 
 
