@@ -13,6 +13,7 @@ so a record can be rerun as it ran.
 
     python -m pipeline.study studies/shape.toml --set seeds=4
     mlflow run . -e study -P file=studies/shape.toml -P set="seeds=4" --env-manager local
+    mlflow run . -e study -P file=studies/shape.toml -P smoke=true --env-manager local
 """
 
 import argparse
@@ -180,8 +181,9 @@ def main(argv: list[str] | None = None) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a value"
     )
     parser.add_argument(
-        "--smoke", action="store_true", help="2 max_freqs × 1 seed × a few updates"
-    )
+        "--smoke", nargs="?", const="true", default="false", choices=("true", "false"),
+        help="true: 2 max_freqs × 1 seed × a few updates",
+    )  # fmt: skip
     parser.add_argument(
         "--name", action="store_true", help="print the study's name and exit (what to report on)"
     )
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    argv = sweep_argv(study, overrides, args.smoke)
+    argv = sweep_argv(study, overrides, args.smoke == "true")
     if args.name:
         print(argv[argv.index("--study") + 1])
         return
