@@ -37,7 +37,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .DEFAULT_GOAL := help
 .PHONY: help venv run study report reap test test-slow test-all lint format bench ui clean
 .PHONY: backends causes scale budget remainder extend shape relapse original original-run
-.PHONY: server server-stop server-status postgres
+.PHONY: server server-stop server-status postgres chromium
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,10 +87,10 @@ reap: venv ## mark RUNNING runs of study STUDY whose process died (no heartbeat 
 test: venv postgres ## the test suite (slow tests excluded; see test-all), TEST_WORKERS processes
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
-test-slow: venv postgres ## only the tests marked slow (CI runs make test, then this)
+test-slow: venv postgres chromium ## only the tests marked slow (CI runs make test, then this)
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m slow
 
-test-all: venv postgres ## the whole suite: make test and make test-slow in one run
+test-all: venv postgres chromium ## the whole suite: make test and make test-slow in one run
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "slow or not slow"
 
 lint: venv ## ruff check and format check, and the import floors' contracts (docs/architecture.md)
@@ -108,7 +108,7 @@ bench: venv ## the benchmarks (about 40 minutes): main vs bare Keras, fixed cost
 	$(BIN)/python benchmarks/bench_executors.py
 	$(BIN)/python benchmarks/bench_server.py
 
-ui: venv ## the MLflow UI on the store (UI_PORT=5000), its link to the project's runs printed first
+ui: venv ## the MLflow UI on the store (UI_PORT=5000): prints a link to the newest study's runs, answers in about 30 s, holds this shell until Ctrl-C
 	@$(BIN)/python -m pipeline.tracking --ui_link http://127.0.0.1:$(UI_PORT)
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port $(UI_PORT)
 
@@ -123,6 +123,16 @@ server-stop: ## stop the team tracking server and its PostgreSQL
 
 server-status: ## what of the team tracking server runs (exit status 3: stopped)
 	$(BIN)/python -m services.server status $(SERVER_ARGS)
+
+chromium: ## install Debian's chromium package (apt-get) for the slow UI test, unless a chromium is on PATH
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then exit 0; fi; \
+	sudo=; if [ "$$(id -u)" -ne 0 ]; then \
+		if command -v sudo >/dev/null; then sudo=sudo; else \
+			echo "error: chromium is not installed and installing it needs root: install Debian's chromium package (the slow UI test drives it headless)" >&2; exit 2; \
+		fi; \
+	fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
 postgres: ## install Debian's postgresql package (apt-get), unless PostgreSQL is there already (POSTGRES_BINDIR, initdb on PATH)
 	@if [ -n "$$POSTGRES_BINDIR" ] || command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import tracking
+from pipeline import names, tracking
 from pipeline.config import PipelineConfig
 from pipeline.names import GRID_AXES_TAG, RUN_KEY_TAG, STUDY_TAG
 
@@ -30,8 +30,7 @@ class Job:
 
     @property
     def name(self) -> str:
-        varied = "".join(f" {axis}={self.params[axis]}" for axis in self.axes)
-        return f"max_freq={self.params['max_freq']} seed={self.params['seed']}{varied}"
+        return names.run_name(self.params, self.axes)
 
 
 @dataclass(frozen=True)

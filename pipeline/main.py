@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def execute(cfg: PipelineConfig, raw: dict[str, str]) -> None:
         keras_backend.activate(cfg.train.backend)
-        run_id, m = run_pipeline(cfg)
+        run_id, m = run_pipeline(cfg, run_name=names.run_name(cfg.as_params()))
         verdict = "diverged" if m["diverged"] else "trained"
         if "stop_step" in m:
             verdict += f" (stopped at update {m['stop_step']:.0f}: off the plateau)"

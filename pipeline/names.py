@@ -42,6 +42,14 @@ NONFINITE, MAE_RATIO, NONE = "nonfinite_loss", "mae_ratio", "none"
 DEAD, CONSTANT, PARTIAL = "dead_output", "constant", "partial"
 FAILURE_MODES = (NONFINITE, DEAD, CONSTANT, PARTIAL)
 
+
+def run_name(params: dict[str, Any], axes: tuple[str, ...] = ()) -> str:
+    """A main run's name, `max_freq=20 seed=3` and each other varied parameter: what a chart's
+    legend shows (child runs prefix their step)."""
+    varied = "".join(f" {axis}={params[axis]}" for axis in axes)
+    return f"max_freq={params['max_freq']} seed={params['seed']}{varied}"
+
+
 # --- engines -----------------------------------------------------------------------------------
 
 ENGINES = ("local", "ray")

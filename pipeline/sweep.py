@@ -245,6 +245,7 @@ def run_sweep(sweep: SweepConfig, raw: dict[str, Any]) -> dict[str, int]:
             base.train.backend,
             stale_after_s,
         )
+        tracking.save_study_view(ctx.experiment_id, study, list(axes))  # what `make ui` opens
         reaped = tracking.reap_stale([ctx.experiment_id], study, stale_after_s)
         done = {
             r.data.tags.get("run_key")

@@ -44,6 +44,12 @@ def test_main_logs_one_parent_with_three_children_and_reuses_data(store):
     (parent,) = store.runs(step="main")
     assert parent.info.status == "FINISHED"
     assert f"main run {parent.info.run_id}: max_freq=4 seed=0" in done.stdout
+    # names that read in a chart's legend, not MLflow's random ones
+    assert parent.info.run_name == "max_freq=4 seed=0"
+    assert {r.info.run_name for r in store.runs() if r.info.run_id != parent.info.run_id} == {
+        "generate_data max_freq=4 seed=0", "train max_freq=4 seed=0",
+        "evaluate max_freq=4 seed=0",
+    }  # fmt: skip
     for noise in ("absl::InitializeLog", "oneDNN", "cuda drivers", "cuInit", "NodeDef"):
         assert noise not in done.stderr  # TensorFlow's start-up chatter is filtered
 

@@ -7,7 +7,8 @@ and this facade names everything the rest of the code uses. One module per respo
 - liveness.py: heartbeats, reaping runs whose process died, one live attempt per pair;
 - records.py: logging metrics, series, tags, artifacts and models; experiments; queries;
 - faults.py: a machine's faults (full disk, locked store) in one line;
-- signals.py: SIGTERM ends runs KILLED, like Ctrl-C.
+- signals.py: SIGTERM ends runs KILLED, like Ctrl-C;
+- views.py: what the UI shows: the experiment's description, a saved view per study.
 
 Tag names and the heartbeat clock are the bottom floor's (pipeline/names.py), not this one's.
 """
@@ -70,6 +71,7 @@ from pipeline.tracking.store import (
     sqlite_file,
     tracking_uri,
 )
+from pipeline.tracking.views import save_study_view, ui_link
 
 __all__ = [
     "DEFAULT_EXPERIMENT", "EXPERIMENT_KIND", "MIN_STALE_AFTER_S", "PairTaken", "SeriesLogger",
@@ -80,7 +82,7 @@ __all__ = [
     "is_shared_store", "is_stopping", "last_sign_of_life", "live_claims", "load_keras_model",
     "local_folder", "log_files", "log_keras_model", "log_metrics", "log_params", "log_series",
     "metric_history", "name_run", "one_line", "parallel", "patient", "reap_stale",
-    "record_failure", "redacted", "runs_with_tags", "scheme", "search_frame", "set_tags",
-    "set_tracking_uri", "sqlite_file", "staged_artifacts", "step_run", "stopping",
-    "tracking_uri", "use_experiment",
+    "record_failure", "redacted", "runs_with_tags", "save_study_view", "scheme", "search_frame",
+    "set_tags", "set_tracking_uri", "sqlite_file", "staged_artifacts", "step_run", "stopping",
+    "tracking_uri", "ui_link", "use_experiment",
 ]  # fmt: skip

@@ -60,13 +60,22 @@ def step_run(
 
     With no parent, attaches to the run `mlflow run` created (MLFLOW_RUN_ID) or starts one
     (named `run_name` either way); inside an active run, or given `parent_run_id`, starts a
-    child run named after the step. A `PairTaken` raised inside deletes the run.
+    child run named after the step and its parent (`train max_freq=20 seed=3`), unless
+    `run_name` is given. A `PairTaken` raised inside deletes the run.
     """
-    nested = mlflow.active_run() is not None
+    parent = mlflow.active_run()
+    nested = parent is not None
     all_tags = {STEP_TAG: step, **environment_tags(), **(tags or {}), **liveness.beat()}
     if nested or parent_run_id:
+        if run_name is None:  # `train max_freq=20 seed=3`: it reads in a chart's legend
+            parent_name = (
+                parent.info.run_name
+                if parent
+                else MlflowClient().get_run(parent_run_id).info.run_name
+            )
+            run_name = f"{step} {parent_name}" if parent_name else step
         run = mlflow.start_run(
-            run_name=run_name or step, nested=nested, parent_run_id=parent_run_id, tags=all_tags
+            run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=all_tags
         )
     else:
         run = mlflow.start_run(run_name=run_name)

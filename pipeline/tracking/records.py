@@ -40,7 +40,10 @@ _kind_set: set[tuple[str, str]] = set()
 
 
 def mark_experiment(experiment_id: str) -> None:
-    """Give the experiment the model-training kind, unless it has a kind (once a process)."""
+    """Give the experiment the model-training kind, unless it has a kind, and the project's
+    description (views.describe_experiment); once a process."""
+    from pipeline.tracking import views
+
     seen = (mlflow.get_tracking_uri(), experiment_id)
     if seen in _kind_set:
         return
@@ -49,6 +52,7 @@ def mark_experiment(experiment_id: str) -> None:
     for key, value in EXPERIMENT_KIND.items():
         if key not in tags:
             client.set_experiment_tag(experiment_id, key, value)
+    views.describe_experiment(experiment_id, tags)
     _kind_set.add(seen)
 
 
