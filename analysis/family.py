@@ -35,6 +35,40 @@ class Family:
     def holm(self, key: tuple) -> float:
         return self.adjusted.get(key, math.nan)
 
+    def number(self, key: tuple) -> int:
+        """The test's number in the report's table of tests (1-based, in the order added)."""
+        return list(self.raw).index(key) + 1
+
+
+WHAT = {
+    "divergence": "{o}: one trend per +10 max_freq (odds ratio)",
+    "divergence_shape": "{o}: one trend against a level per max_freq (deviance, bootstrap)",
+    "rise_fall": "{o}: a rise then a fall (quadratic, one-sided bootstrap)",
+    "divergence_step": "{o}: the step to max_freq {0}",
+    "error": "error of the runs that learned: a power of max_freq",
+    "escape_shape": "leaving the plateau: one rate against a level per max_freq",
+    "escape_trend": "leaving the plateau: one rate per +10 max_freq",
+    "escape_step": "leaving the plateau: the step to max_freq {0}",
+    "budget": "on the plateau at the common budget: trend per +10 max_freq",
+    "reference_trend": "not learned at 200 epochs: trend over max_freq 10–30",
+    "reference_shape": "not learned at 200 epochs: one trend against a level per max_freq",
+    "reference_rise_fall": "not learned at 200 epochs: a rise then a fall",
+    "additivity": "{name}: the factors add up (no interaction)",
+    "factor_or": "factor {name}: odds of diverging",
+    "factor_median": "factor {name}: median mae_ratio_test",
+    "backend_mwu": "backends at {name}: error (Mann–Whitney)",
+    "backend_fisher": "backends at {name}: divergence (Fisher)",
+}
+BY_NAME = ("additivity", "factor_or", "factor_median", "backend_mwu", "backend_fisher")
+
+
+def what(key: tuple, outcome: str = "divergence") -> tuple[str, str]:
+    """A test's key in words: (what it tests, the setting it is about, '' for all runs)."""
+    kind, name, *rest = key
+    text = WHAT.get(kind, kind).format(*rest, o=outcome, name=name)
+    setting = "" if kind in BY_NAME or name == "all runs" else str(name)
+    return text, setting
+
 
 def family_of(
     fits: list[trends.Trends],

@@ -12,6 +12,7 @@ and the figures.
 
 import base64
 import html
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,23 @@ FIGURES = (
     "error_by_frequency.png",
 )
 ESCAPE_FIGURE = "escape_survival.png"  # only for runs with progress data
+CAPTIONS = {
+    OVERVIEW: "Left: the test MAE of each run that learned (dots) and their median with its "
+    "95% interval, against max_freq. Right: the share of runs that {failed}, with 95% Wilson "
+    "intervals.",
+    "mae_vs_max_freq.png": "Every run's test MAE (crosses: {failed}), the learned runs' median "
+    "with its 95% interval, and the fitted power law with its band.",
+    "divergence_rate.png": "The share of runs that {failed} per max_freq (95% Wilson) and the "
+    "fitted logistic curve with its 95% band.",
+    "learning_curves.png": "Training loss per epoch of up to 20 runs per max_freq (log scale).",
+    "error_by_frequency.png": "The absolute error of each test prediction, by the true "
+    "frequency, for the same runs.",
+    ESCAPE_FIGURE: "The share of runs still on the plateau against optimizer updates "
+    "(Kaplan–Meier), one curve per max_freq.",
+}
+# The methods are explained in docs/reading-the-report.md; a report links it relative to its
+# own folder (METHODS# in a sentence becomes that link).
+METHODS_DOC = Path(__file__).resolve().parent.parent / "docs" / "reading-the-report.md"
 SETTING_TEXT = ("epochs", "samples_per_freq", "time_steps", "backend")
 
 
@@ -157,7 +175,17 @@ def _markdown(sections: list[tuple[str, list[str]]]) -> list[str]:
 
 
 def _inline(text: str) -> str:
-    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+    """**bold** and [text](link) of a markdown line, as HTML."""
+    bold = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', bold)
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.map(lambda v: _inline(str(v))).to_html(index=False, border=0, escape=False)
+
+
+def caption(name: str, outcome) -> str:
+    return CAPTIONS.get(name, "").format(failed=outcome.counted)
 
 
 def _html(sections: list[tuple[str, list[str]]]) -> str:
@@ -185,10 +213,9 @@ def section_markdown(section: wording.Section) -> list[str]:
 def section_html(section: wording.Section) -> str:
     paragraphs = "".join(f"<p>{_inline(p)}</p>" for p in section.paragraphs)
     bullets = "".join(f"<li>{_inline(line)}</li>" for line in section.bullets)
-    table = section.table.to_html(index=False, border=0) if len(section.table.columns) else ""
+    table = _html_table(section.table) if len(section.table.columns) else ""
     more = "".join(
-        f"<p><b>{html.escape(caption)}</b></p>{t.to_html(index=False, border=0)}"
-        for caption, t in section.tables
+        f"<p><b>{html.escape(title)}</b></p>{_html_table(t)}" for title, t in section.tables
     )
     return (
         f"<h2>{html.escape(section.title)}</h2>{paragraphs}"
@@ -332,16 +359,38 @@ def write(
     sections = wording.findings(r.fits, judged, r.family)
     alt = f"Error of the runs that learned, and {outcome.title.lower()}, against max_freq"
     overview = f"![{alt}]({OVERVIEW})"
-    md = [f"# {title}", "", overview, "", *_markdown(sections)]
+    tests = wording.tests_table(r.family, outcome)
+    tests_intro = (
+        f"Every p-value of the report, two-sided, with Holm's adjustment over all {len(tests)} "
+        "(the sentences name a test by its number; a verdict that holds only before the "
+        "adjustment says so)."
+    )
+    md = [f"# {title}", "", overview, "", f"*{caption(OVERVIEW, outcome)}*", ""]
+    at_a_glance = wording.glance(r.fits, judged, r.family)
+    md += ["## At a glance", "", *(f"- {line}" for line in at_a_glance), ""]
+    md += ["Details, with the methods and every interval, in the findings below; p-values "
+           "in [the table of tests](#tests).", ""]  # fmt: skip
+    md += _markdown(sections)
     md += [line for section in extra for line in section_markdown(section)]
     md += [intro, "", table, ""]
-    md += [f"![{name}]({name})" for name in names]
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    if len(tests):
+        md += ["## Tests", "", tests_intro, "", markdown_table(tests), ""]
+    for name in names:
+        md += [f"![{name}]({name})", "", f"*{caption(name, outcome)}*", ""]
+    methods = os.path.relpath(METHODS_DOC, out.resolve())
+    text = "\n".join(md).replace("METHODS#", f"{methods}#")
+    (out / "report.md").write_text(text.rstrip("\n") + "\n")
 
     images = "".join(
         f'<figure><img alt="{n}" src="data:image/png;base64,'
-        f'{base64.b64encode((out / n).read_bytes()).decode()}"></figure>'
+        f'{base64.b64encode((out / n).read_bytes()).decode()}">'
+        f"<figcaption>{html.escape(caption(n, outcome))}</figcaption></figure>"
         for n in names
+    )
+    tests_html = (
+        f'<h2 id="tests">Tests</h2><p>{html.escape(tests_intro)}</p>{_html_table(tests)}'
+        if len(tests)
+        else ""
     )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -350,11 +399,15 @@ def write(
         "padding:3px 6px;text-align:right}img{max-width:100%}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f'<figure><img alt="{OVERVIEW}" src="data:image/png;base64,'
-        f'{base64.b64encode((out / OVERVIEW).read_bytes()).decode()}"></figure>'
+        f'{base64.b64encode((out / OVERVIEW).read_bytes()).decode()}">'
+        f"<figcaption>{html.escape(caption(OVERVIEW, outcome))}</figcaption></figure>"
+        "<h2>At a glance</h2><ul>"
+        + "".join(f"<li>{_inline(line)}</li>" for line in at_a_glance)
+        + "</ul>"
         f"{_html(sections)}"
         f"{''.join(map(section_html, extra))}<p>{html.escape(intro)}</p>"
-        f"{readable.to_html(index=False, border=0)}{images}</body></html>"
+        f"{readable.to_html(index=False, border=0)}{tests_html}{images}</body></html>"
     )
-    (out / "report.html").write_text(page)
+    (out / "report.html").write_text(page.replace("METHODS#", f"{methods}#"))
     files = ("runs.csv", "summary.csv", OVERVIEW, *names, "report.md", "report.html")
     return [out / n for n in files]

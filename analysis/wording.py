@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import backends, escape, factors, stats, trends
+from analysis import family as family_words
 from analysis.family import ALPHA, Family
 from analysis.settings import (
     DIVERGED,
@@ -69,14 +70,30 @@ def sentence_case(text: str) -> str:
 
 
 def tests_text(family: Family, key: tuple) -> str:
-    """'two-sided p = 0.03, Holm-adjusted 0.2 over the report's 9 tests'."""
+    """'test 3': where the report's table of tests gives its p-value and Holm's adjustment
+    (p-values appear there, once, not in the sentences)."""
     if key not in family.raw:
         return "no p-value"
-    n = len(family.raw)
-    return (
-        f"two-sided p {'' if family.raw[key] < 0.001 else '= '}{p_text(family.raw[key])}, "
-        f"Holm-adjusted {p_text(family.holm(key))} over the report's {n} test{'s' * (n != 1)}"
-    )
+    return f"[test {family.number(key)}](#tests)"
+
+
+def tests_table(family: Family, outcome: Outcome = DIVERGED) -> pd.DataFrame:
+    """Every test of the report: its number, what it tests, the setting, the two-sided p and
+    Holm's adjustment over all of them."""
+    rows = []
+    for key, p in family.raw.items():
+        text, setting = family_words.what(key, outcome.title.lower())
+        rows.append(
+            {
+                "test": family.number(key),
+                "what it tests": text,
+                "setting": setting or "all runs",
+                "p": p_text(p),
+                "Holm p": p_text(family.holm(key)),
+                "below 0.05 after Holm": "yes" if family.holm(key) < ALPHA else "no",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def caveat(family: Family, key: tuple, significant: bool) -> str:
@@ -166,11 +183,11 @@ def rise_fall_text(c, family: Family, key: tuple) -> str:
     if c is None:
         return ""
     holm = family.holm(key)
+    del holm  # in the table of tests
     curve = (
         f"a quadratic term in max_freq, {fmt(c.curvature)} per ({PER} max_freq)² (95% CI "
-        f"{fmt(c.curvature_low)} to {fmt(c.curvature_high)}); one-sided bootstrap p "
-        f"{'' if c.rise_fall_p < 0.001 else '= '}{p_text(c.rise_fall_p)} against one trend, "
-        f"Holm-adjusted {p_text(holm)}"
+        f"{fmt(c.curvature_low)} to {fmt(c.curvature_high)}; one-sided, against one trend: "
+        f"{tests_text(family, key)})"
     )
     if c.rises_then_falls:
         peak = f", the fitted curve peaking near max_freq {c.peak:.0f}" if c.peak == c.peak else ""
@@ -188,9 +205,8 @@ def shape_finding(t: trends.Trends, family: Family, name: str, outcome: Outcome 
     sh = t.shape
     c = sh.tests
     reference = (
-        f"bootstrap p {'' if sh.p < 0.001 else '= '}{p_text(sh.p)} ({c.replicates} "
-        f"studies under the trend; χ² would say {p_text(c.p_chi2)}), Holm-adjusted "
-        f"{p_text(family.holm(('divergence_shape', name)))} over the report's tests"
+        f"[bootstrap](METHODS#shape-tests) over {c.replicates} studies under the "
+        f"trend: {tests_text(family, ('divergence_shape', name))}"
         if c is not None
         else "no test"
     )
@@ -362,11 +378,6 @@ def findings(
         general.append(note)
     if note := stopped_note(runs):
         general.append(note)
-    if family.raw:
-        general.append(
-            f"**Tests**: {len(family.raw)} two-sided tests in this report; each p-value is "
-            "given with its Holm-adjusted value over all of them."
-        )
     sections = [("", general)] if general else []
     outcome = outcome_of(runs)
     for t in fits:
@@ -388,6 +399,62 @@ def findings(
             )
         sections.append((name if varying else "", lines))
     return sections
+
+
+def glance(fits: list[trends.Trends], runs: pd.DataFrame, family: Family) -> list[str]:
+    """One short line per question and setting: the verdict in plain words, one number with
+    its interval, and where the runs fall; the details follow in the findings. A verdict that
+    does not hold after Holm's adjustment says so."""
+    outcome = outcome_of(runs)
+    varying = bool(varying_params(runs))
+    lines = []
+
+    def holds(key: tuple) -> str:
+        return "" if family.holm(key) < ALPHA else " (only before Holm's adjustment)"
+
+    for t in fits:
+        name = label(t.setting)
+        where = f" ({name})" if varying else ""
+        d, sh = t.divergence, t.shape
+        counted = f"{d.events} of {d.runs} {outcome.counted}{placed(d.max_freqs, d.at)}"
+        if d.runs == 0:
+            verdict = "no finished runs"
+        elif sh is not None and sh.p < ALPHA:
+            top = ", ".join(map(str, sh.highest))
+            verdict = (
+                f"not one trend{holds(('divergence_shape', name))}, highest at max_freq {top}"
+            )
+            if sh.tests is not None and sh.tests.rises_then_falls:
+                verdict = (
+                    f"rises, then falls{holds(('rise_fall', name))}; highest at max_freq {top}"
+                )
+        elif d.method and d.verdict != "cannot tell":
+            word = "grows" if d.verdict == "grows" else "falls"
+            verdict = (
+                f"{word} with max_freq{holds(('divergence', name))}, odds ×{fmt(d.or10)} per "
+                f"+{PER} [{fmt(d.or10_low)}, {fmt(d.or10_high)}]"
+            )
+        elif d.method:
+            verdict = (
+                f"not resolved, odds ×{fmt(d.or10)} per +{PER} "
+                f"[{fmt(d.or10_low)}, {fmt(d.or10_high)}]"
+            )
+        else:
+            verdict = NO_FIT.get(d.reason, {"no events": "none", "only events": "all"}.get(
+                d.reason, d.reason))  # fmt: skip
+        lines.append(f"**{outcome.title}{where}: {verdict}**; {counted}.")
+        e = t.error
+        if math.isnan(e.exponent):
+            error = NO_FIT.get(e.reason, e.reason)
+        else:
+            word = {"grows": "grows", "falls": "falls"}.get(e.verdict, "not resolved")
+            if word != "not resolved":
+                word += holds(("error", name))
+            error = f"{word}, ∝ max_freq^{e.exponent:.2f}"
+            if not math.isnan(e.low):
+                error += f" [{e.low:.2f}, {e.high:.2f}]"
+        lines.append(f"**Error of the runs that learned{where}: {error}**; {e.runs} runs.")
+    return lines
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -724,9 +791,8 @@ def backends_section(b: backends.BackendComparison, family: Family) -> Section:
     view[f"{other}/{ref} [95% CI]"] = [
         ci(*v) for v in t[["median_ratio", "ratio_low", "ratio_high"]].to_numpy()
     ]
-    view["Mann–Whitney p (Holm)"] = [
-        f"{p_text(r['mwu_p'])} ({p_text(family.holm(('backend_mwu', backends.where(r, params))))})"
-        for _, r in t.iterrows()
+    view["Mann–Whitney"] = [
+        tests_text(family, ("backend_mwu", backends.where(r, params))) for _, r in t.iterrows()
     ]
     for side, name in (("ref", ref), ("other", other)):
         view[f"{name} diverged [95% Wilson]"] = [
@@ -735,10 +801,8 @@ def backends_section(b: backends.BackendComparison, family: Family) -> Section:
                 [f"{side}_diverged", f"{side}_runs", f"{side}_div_low", f"{side}_div_high"]
             ].to_numpy()
         ]
-    view["Fisher p (Holm)"] = [
-        f"{p_text(r['divergence_p'])} "
-        f"({p_text(family.holm(('backend_fisher', backends.where(r, params))))})"
-        for _, r in t.iterrows()
+    view["Fisher"] = [
+        tests_text(family, ("backend_fisher", backends.where(r, params))) for _, r in t.iterrows()
     ]
     view[f"median fit s, {ref} / {other}"] = [
         f"{fmt(a)} / {fmt(c)}"
@@ -946,8 +1010,9 @@ def reference_sentence(e: escape.Escape, family: Family, name: str) -> str:
         fits = "the rate is not" if sh.p < ALPHA else "not rejected as"
         shape = (
             f"; over all of them {fits} one log-linear trend (deviance "
-            f"{fmt(sh.lack_of_fit)} on {sh.df} df, bootstrap p {'' if sh.p < 0.001 else '= '}"
-            f"{p_text(sh.p)}) and " + rise_fall_text(c, family, ("reference_rise_fall", name))
+            f"{fmt(sh.lack_of_fit)} on {sh.df} df, bootstrap: "
+            f"{tests_text(family, ('reference_shape', name))}) and "
+            + rise_fall_text(c, family, ("reference_rise_fall", name))
         )
     return (
         f"**At the reference {r.epochs} epochs** ({r.epochs} × each max_freq's updates per "

@@ -63,10 +63,16 @@ def test_the_report_prints_the_bootstrap_p_and_the_rise_then_fall_test():
     fits = trends.fit(judged)
     family = family_of(fits, None, None, [])
     text = wording.shape_finding(fits[0], family, "all runs", outcome_of(judged))
-    assert "bootstrap p = 0.51 (2000 studies under the trend; χ² would say 0.45)" in text
+    shape, bend = (family.number(("divergence_shape", "all runs")),
+                   family.number(("rise_fall", "all runs")))  # fmt: skip
+    assert f"over 2000 studies under the trend: [test {shape}](#tests)" in text
     assert "**it rises and then falls** (not significant after Holm" in text
-    assert "one-sided bootstrap p = 0.024" in text
-    assert ("rise_fall", "all runs") in family.raw
+    assert f"one-sided, against one trend: [test {bend}](#tests)" in text
+    # their p-values: once, in the report's table of tests
+    table = wording.tests_table(family, outcome_of(judged)).set_index("test")
+    assert table.loc[shape, "p"] == "0.51" and "bootstrap" in table.loc[shape, "what it tests"]
+    assert table.loc[bend, "p"] == "0.024"
+    assert "rise then a fall" in table.loc[bend, "what it tests"]
     assert "Never learned within the budget: 3/32 at 10" in text
 
 

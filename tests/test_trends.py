@@ -85,7 +85,7 @@ def test_flat_divergence_is_cannot_tell():
         "**Divergence vs max_freq: not resolved**: the odds of diverging change by a factor "
         f"between {wording.fmt(d.or10_low)} and {wording.fmt(d.or10_high)}" in text
     )
-    assert "no effect" not in text and "two-sided p" in text
+    assert "no effect" not in text and "[test 1](#tests)" in text  # its p: the tests table
 
 
 def test_separation_is_detected_flagged_and_gives_a_finite_odds_ratio():
@@ -422,7 +422,15 @@ def test_report_opens_with_findings(tmp_path, monkeypatch):
     html = (tmp_path / "report.html").read_text()
     assert html.index("<h2>Findings</h2>") < html.index("<table")
     assert "<b>Divergence vs max_freq: not resolved</b>" in html
-    assert "two-sided tests in this report; each p-value is given with its Holm-adjusted" in md
+    # p-values once, in the table of tests, which the sentences name by number
+    assert "two-sided p" not in md and "Holm-adjusted" not in md
+    tests = md.split("## Tests\n", 1)[1]
+    assert "| test | what it tests | setting | p | Holm p | below 0.05 after Holm |" in tests
+    assert "| 1 | divergence: one trend per +10 max_freq (odds ratio) | dropout=0.1 |" in tests
+    assert md.index("## At a glance") < md.index("## Findings") < md.index("## Tests")
+    assert "- **Divergence (dropout=0.3): grows with max_freq" in md
+    assert '<h2 id="tests">Tests</h2>' in html and '<a href="#tests">test 1</a>' in html
+    assert "<figcaption>" in html and "*Left: the test MAE of each run that learned" in md
 
 
 def test_aliased_max_freqs_are_shown_but_left_out_of_the_fits():
