@@ -42,10 +42,10 @@ class Family:
 
 WHAT = {
     "divergence": "{o}: one trend per +10 max_freq (odds ratio)",
-    "divergence_shape": "{o}: one trend against a level per max_freq (deviance, bootstrap)",
-    "rise_fall": "{o}: a rise then a fall (quadratic, one-sided bootstrap)",
+    "divergence_shape": "{o}: one trend, against a level per max_freq",
+    "rise_fall": "{o}: a rise then a fall (one-sided)",
     "divergence_step": "{o}: the step to max_freq {0}",
-    "error": "error of the runs that learned: a power of max_freq",
+    "error": "error of the learned runs: a power of max_freq",
     "escape_shape": "leaving the plateau: one rate against a level per max_freq",
     "escape_trend": "leaving the plateau: one rate per +10 max_freq",
     "escape_step": "leaving the plateau: the step to max_freq {0}",
@@ -56,10 +56,10 @@ WHAT = {
     "additivity": "{name}: the factors add up (no interaction)",
     "factor_or": "factor {name}: odds of diverging",
     "factor_median": "factor {name}: median mae_ratio_test",
-    "backend_mwu": "backends at {name}: error (Mann–Whitney)",
-    "backend_fisher": "backends at {name}: divergence (Fisher)",
+    "backend_mwu": "backends: error (Mann–Whitney)",
+    "backend_fisher": "backends: divergence (Fisher)",
 }
-BY_NAME = ("additivity", "factor_or", "factor_median", "backend_mwu", "backend_fisher")
+BY_NAME = ("additivity", "factor_or", "factor_median")
 
 
 def what(key: tuple, outcome: str = "divergence") -> tuple[str, str]:
@@ -67,6 +67,8 @@ def what(key: tuple, outcome: str = "divergence") -> tuple[str, str]:
     kind, name, *rest = key
     text = WHAT.get(kind, kind).format(*rest, o=outcome, name=name)
     setting = "" if kind in BY_NAME or name == "all runs" else str(name)
+    if kind.startswith("backend_"):  # 'max_freq_10' or 'dropout_0.1_max_freq_10'
+        setting = str(name).replace("max_freq_", "max_freq ")
     return text, setting
 
 

@@ -19,8 +19,10 @@ Running it again on the same store regenerates the same record (the date aside).
 
 import argparse
 import datetime
+import hashlib
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -157,6 +159,7 @@ def record(
     note: str = "",
     sources: list[Path] | None = None,
     use_store: bool = True,
+    study_file: Path | None = None,
 ) -> Path:
     """Write the record of `studies` (several: the slices of one study, reported as one),
     from the store and/or earlier records (`sources`)."""
@@ -169,6 +172,9 @@ def record(
     histories = report.plateau_histories(runs) if use_store else None
     sweeps = load.sweep_runs(tracking.experiment_ids(None), studies) if use_store else None
     sections = load.report_sections(sweeps) if use_store else earlier_sections(sources)
+    named = read_study_file(study_file) if study_file else None
+    if named is not None:
+        sections = named["sections"]
     judged = report.judged_runs(runs, None)
     results = report.analyse(judged, histories=histories, sections=sections)
     title = report.title_of(runs, "+".join(studies))
@@ -201,8 +207,35 @@ def record(
             info["reanalysed"] = {"commit": commit, "date": info["generated"], "note": note}
         extra = " ".join(f"--from {f}" for f in sources) + ("" if use_store else " --no_store")
         info["regenerate"] += f" {extra}"
+    if named is not None:  # a record older than study files: the file that plans its runs
+        info["study_files"] = [{k: named[k] for k in ("path", "sha256")}
+                               | {"equivalent": "the runs predate study files; this file plans "
+                                  "the same runs (tests/test_study_file.py)"}]  # fmt: skip
+        info["report_sections"] = list(sections)
     (out / "manifest.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
+
+
+def read_study_file(path: Path) -> dict:
+    """A study file's path (relative to the project when inside it), SHA-256 and report
+    sections (every section when it names none)."""
+    if not Path(path).is_file():
+        raise UserError(f"study_file={str(path)!r} is not allowed: no such file")
+    raw = Path(path).read_bytes()
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"study_file={str(path)!r} is not allowed: not valid TOML ({exc})"
+        ) from None
+    resolved = Path(path).resolve()
+    shown = resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else resolved
+    sections = data.get("sections")
+    return {
+        "path": str(shown),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "sections": tuple(sorted(sections)) if sections else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,6 +255,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no_store", action="store_true", help="read only the --from records, not the store"
     )
+    parser.add_argument(
+        "--study_file", default="",
+        help="the study file that plans this record's runs, for a record made before study "
+        "files: its report sections are used and its path and SHA-256 recorded",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     tracking.configure_client()
     studies = [s for s in args.study.split(",") if s]
@@ -234,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = record(
             studies, out, args.command, args.commit, args.machine, args.note,
             [Path(f) for f in args.sources], not args.no_store,
+            Path(args.study_file) if args.study_file else None,
         )  # fmt: skip
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -39,14 +39,13 @@ FIGURES = (
 )
 ESCAPE_FIGURE = "escape_survival.png"  # only for runs with progress data
 CAPTIONS = {
-    OVERVIEW: "Left: the test MAE of each run that learned (dots) and their median with its "
-    "95% interval, against max_freq. Right: the share of runs that {failed}, with 95% Wilson "
-    "intervals.",
-    "mae_vs_max_freq.png": "Every run's test MAE (crosses: {failed}), the learned runs' median "
-    "with its 95% interval, and the fitted power law with its band.",
-    "divergence_rate.png": "The share of runs that {failed} per max_freq (95% Wilson) and the "
-    "fitted logistic curve with its 95% band.",
-    "learning_curves.png": "Training loss per epoch of up to 20 runs per max_freq (log scale).",
+    OVERVIEW: "Left: each learned run's test MAE (dots), their median and its 95% interval. "
+    "Right: the share of runs that {failed} (95% Wilson).",
+    "mae_vs_max_freq.png": "Every run's test MAE (crosses: {failed}); the learned runs' median "
+    "(95% interval) and the fitted power law (band).",
+    "divergence_rate.png": "The share of runs that {failed} (95% Wilson) and the fitted "
+    "logistic curve (95% band).",
+    "learning_curves.png": "Training loss per epoch of up to {per} runs per max_freq.",
     "error_by_frequency.png": "The absolute error of each test prediction, by the true "
     "frequency, for the same runs.",
     ESCAPE_FIGURE: "The share of runs still on the plateau against optimizer updates "
@@ -184,8 +183,8 @@ def _html_table(frame: pd.DataFrame) -> str:
     return frame.map(lambda v: _inline(str(v))).to_html(index=False, border=0, escape=False)
 
 
-def caption(name: str, outcome) -> str:
-    return CAPTIONS.get(name, "").format(failed=outcome.counted)
+def caption(name: str, outcome, per_max_freq: int = 20) -> str:
+    return CAPTIONS.get(name, "").format(failed=outcome.counted, per=per_max_freq)
 
 
 def _html(sections: list[tuple[str, list[str]]]) -> str:
@@ -336,21 +335,19 @@ def write(
     table = markdown_table(readable)
     max_freqs = ", ".join(map(str, sorted(summary["max_freq"].unique())))
     counted = (
-        "never learned within the budget (never confirmed off the plateau: the study stops "
-        "runs once they are) over every finished run"
+        "the share of finished runs that never learned within the budget (the study stops "
+        "runs once confirmed off the plateau)"
         if outcome is NEVER_LEARNED
-        else "divergence over every finished run"
+        else "the share of finished runs that diverged"
     )
     intro = (
-        f"{len(runs)} runs over max_freq {max_freqs} ({setting}). Two outcomes per row: "
-        f"{counted}, and the test MAE (cycles per 2π, held-out set) "
-        "of the runs that learned (finished, off the plateau at the end); the median over all "
-        "finished runs, which mixes the two, is the last MAE column. Intervals are 95%; the "
-        "median's is distribution-free (order statistics) and needs at least 6 runs ('–' "
-        f"otherwise). On the plateau at the end: non-finite loss, or {threshold}. FAILED/KILLED "
-        "runs are counted, not used in the statistics. Learning curves and error by frequency "
-        f"use up to {per_max_freq} finished runs per max_freq."
+        f"{len(runs)} runs over max_freq {max_freqs} ({setting}). Per row: {counted} (95% "
+        "Wilson), and the test MAE of the runs that learned (median, 95% order-statistic "
+        "interval, '–' under 6 runs); the last MAE column mixes in the rest. FAILED/KILLED runs "
+        "are counted, not analysed ([columns](METHODS#the-summary-table))."
     )
+    if ratio is not None:
+        intro += f" Divergence {threshold}."
     if duplicates := runs.attrs.get("duplicates", 0):
         intro += (
             f" {duplicates} more FINISHED run{'s' * (duplicates != 1)} of a pair already "
@@ -361,22 +358,19 @@ def write(
     overview = f"![{alt}]({OVERVIEW})"
     tests = wording.tests_table(r.family, outcome)
     tests_intro = (
-        f"Every p-value of the report, two-sided, with Holm's adjustment over all {len(tests)} "
-        "(the sentences name a test by its number; a verdict that holds only before the "
-        "adjustment says so)."
+        f"Two-sided p-values, Holm-adjusted over all {len(tests)} tests; sentences cite them by "
+        "number."
     )
     md = [f"# {title}", "", overview, "", f"*{caption(OVERVIEW, outcome)}*", ""]
     at_a_glance = wording.glance(r.fits, judged, r.family)
     md += ["## At a glance", "", *(f"- {line}" for line in at_a_glance), ""]
-    md += ["Details, with the methods and every interval, in the findings below; p-values "
-           "in [the table of tests](#tests).", ""]  # fmt: skip
     md += _markdown(sections)
     md += [line for section in extra for line in section_markdown(section)]
     md += [intro, "", table, ""]
     if len(tests):
         md += ["## Tests", "", tests_intro, "", markdown_table(tests), ""]
     for name in names:
-        md += [f"![{name}]({name})", "", f"*{caption(name, outcome)}*", ""]
+        md += [f"![{name}]({name})", "", f"*{caption(name, outcome, per_max_freq)}*", ""]
     methods = os.path.relpath(METHODS_DOC, out.resolve())
     text = "\n".join(md).replace("METHODS#", f"{methods}#")
     (out / "report.md").write_text(text.rstrip("\n") + "\n")
@@ -384,7 +378,7 @@ def write(
     images = "".join(
         f'<figure><img alt="{n}" src="data:image/png;base64,'
         f'{base64.b64encode((out / n).read_bytes()).decode()}">'
-        f"<figcaption>{html.escape(caption(n, outcome))}</figcaption></figure>"
+        f"<figcaption>{html.escape(caption(n, outcome, per_max_freq))}</figcaption></figure>"
         for n in names
     )
     tests_html = (

@@ -85,8 +85,12 @@ def test_divergence_rates_are_compared_by_fishers_exact_test():
     assert t.loc[30, "divergence_p"] < 0.001 and t.loc[10, "divergence_p"] == 1
     assert t.loc[30, "other_div_low"] == pytest.approx(stats.wilson_interval(12, 20)[0])
     text = " ".join(_text(b))
-    assert "max_freq 30: tensorflow 0/20 vs jax 12/20" in text
-    assert "[test " in text and "Holm-adjusted" not in text  # p-values: the tests table
+    # the sentence says where it is resolved; the counts and the tests are the table's
+    assert "divergence at max_freq 30." in text and "Holm-adjusted" not in text
+    section = wording.backends_section(b, family_of([], None, b, []))
+    row = section.table.set_index("max_freq").loc[30]
+    assert row["diverged, tensorflow vs jax"] == "0/20 vs 12/20"
+    assert row["Fisher"].startswith("[test ")
 
 
 def test_backend_metrics_are_named_per_max_freq_and_valid_mlflow_names():

@@ -65,12 +65,13 @@ def test_the_report_prints_the_bootstrap_p_and_the_rise_then_fall_test():
     text = wording.shape_finding(fits[0], family, "all runs", outcome_of(judged))
     shape, bend = (family.number(("divergence_shape", "all runs")),
                    family.number(("rise_fall", "all runs")))  # fmt: skip
-    assert f"over 2000 studies under the trend: [test {shape}](#tests)" in text
-    assert "**it rises and then falls** (not significant after Holm" in text
+    assert f"[bootstrap](METHODS#shape-tests), 2000 studies: [test {shape}](#tests)" in text
+    assert "**it rises and then falls** (only before Holm's adjustment" in text
     assert f"one-sided, against one trend: [test {bend}](#tests)" in text
     # their p-values: once, in the report's table of tests
     table = wording.tests_table(family, outcome_of(judged)).set_index("test")
-    assert table.loc[shape, "p"] == "0.51" and "bootstrap" in table.loc[shape, "what it tests"]
+    assert table.loc[shape, "p"] == "0.51"
+    assert "one trend, against a level per max_freq" in table.loc[shape, "what it tests"]
     assert table.loc[bend, "p"] == "0.024"
     assert "rise then a fall" in table.loc[bend, "what it tests"]
     assert "Never learned within the budget: 3/32 at 10" in text
