@@ -236,3 +236,16 @@ def test_the_hints_make_targets_print_name_commands_that_exist():
         timeout=60,
     )
     assert {ln.split()[1] for ln in shown.stdout.splitlines()} == targets - {"$(BIN)/.installed"}
+
+
+def test_every_method_a_report_links_is_explained_in_reading_the_report():
+    """A report's sentences link their methods (METHODS#anchor, written as a path to
+    docs/reading-the-report.md): each anchor is there."""
+    code = "".join(p.read_text() for p in (ROOT / "analysis").glob("*.py"))
+    anchors = set(re.findall(r"METHODS#([a-z0-9-]+)", code))
+    assert {"firth", "newcombe", "seeds", "shape-tests", "the-summary-table"} <= anchors
+    page = (ROOT / "docs" / "reading-the-report.md").read_text()
+    slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+             for h in re.findall(r"^#+ (.+)$", page, re.M)}  # fmt: skip
+    ids = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', page))
+    assert anchors <= slugs | ids, anchors - slugs - ids
