@@ -21,6 +21,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -35,7 +36,8 @@ RESULTS = ROOT / "docs" / "results"
 KEPT = ("report.md", "summary.csv", "runs.csv")  # report.html embeds the figures: not kept
 # Report lines that need the store (the runs' metric histories): re-read without it, a record
 # keeps them from its earlier report, as it keeps the figures that need the store.
-STORE_ONLY = ("- **The stopping rule, checked",)
+# Lines only the store can write (their setting's label may come first: '- backend=jax: **…').
+STORE_ONLY = re.compile(r"^- (?:[^*]*: )?\*\*The stopping rule, checked")
 KEPT_NOTE = (
     " *(Kept from this record's earlier report: the check reads the runs' mae_ratio_train "
     "histories, which only the tracking store holds.)*"
@@ -46,7 +48,7 @@ def keep_store_only_lines(report: Path, previous: str) -> None:
     """Carry the lines of `previous` (the earlier report.md) that only the store can write
     into `report` when it lacks them: after the last bullet of the same section."""
     lines = report.read_text().split("\n")
-    old = [ln for ln in previous.split("\n") if ln.startswith(STORE_ONLY)]
+    old = [ln for ln in previous.split("\n") if STORE_ONLY.match(ln)]
     missing = [ln for ln in old if not any(n.startswith(ln[:60]) for n in lines)]
     if not missing:
         return
