@@ -102,3 +102,49 @@ def test_a_folder_without_the_study_is_refused(tmp_path, budget_copy, capsys):
         record.main(["--study", "shape", "--command", "x", "--commit", "y", "--no_store",
                      "--from", str(budget_copy), "--out", str(tmp_path / "o")])  # fmt: skip
     assert "holds no runs of study 'shape'" in capsys.readouterr().err
+
+
+RECORDS = sorted(p.name for p in (ROOT / "docs" / "results").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize(
+    "name", [n if n == "default" else pytest.param(n, marks=pytest.mark.slow) for n in RECORDS]
+)
+def test_a_committed_record_regenerates_with_its_numbers_unchanged(name, tmp_path):
+    """Re-read from its runs.csv by today's analysis, every record gives the summary it
+    commits (to float rounding), the same runs, and the same manifest facts."""
+    import shutil
+
+    import pandas as pd
+
+    committed = ROOT / "docs" / "results" / name
+    folder = tmp_path / "docs" / "results" / name  # the same depth: the same relative links
+    shutil.copytree(committed, folder)
+    manifest = json.loads((committed / "manifest.json").read_text())
+    record.main([
+        "--study", ",".join(manifest["studies"]), "--command", manifest["command"],
+        "--commit", "test", "--from", str(folder), "--no_store", "--out", str(folder),
+    ])  # fmt: skip
+    old = pd.read_csv(committed / "summary.csv")
+    new = pd.read_csv(folder / "summary.csv")
+    assert list(new.columns) == list(old.columns) and len(new) == len(old)
+    pd.testing.assert_frame_equal(new, old, check_exact=False, rtol=1e-9)
+    again = json.loads((folder / "manifest.json").read_text())
+    for key in ("runs", "runs_by_status", "command", "commit", "study_files", "report_sections"):
+        assert again.get(key) == manifest.get(key), key
+    if name == "default":  # the default study's findings fit one screen, figure first
+        lines = (folder / "report.md").read_text().splitlines()
+        first_table = next(i for i, line in enumerate(lines) if line.startswith("|"))
+        assert first_table <= 25
+        assert next(ln for ln in lines if ln.startswith("![")).endswith(
+            "(error_and_divergence.png)"
+        )
+    if name == "backends":  # half its 18,469 bytes before the report was cut to the glance
+        import os
+
+        from analysis import report
+
+        text = (folder / "report.md").read_text()
+        here = os.path.relpath(report.METHODS_DOC, folder.resolve())  # from /tmp, not docs/
+        text = text.replace(here, "../../reading-the-report.md")  # as in docs/results/
+        assert len(text.encode()) <= 9 * 1024
