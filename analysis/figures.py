@@ -137,7 +137,7 @@ def error_and_divergence(
     if errors:
         left.set_yscale("log")
     else:
-        left.text(0.5, 0.5, "no final error: the runs that learned\nwere stopped at their escape",
+        left.text(0.5, 0.5, "no run that learned has a final error\n(see the findings)",
                   transform=left.transAxes, ha="center", color="gray", fontsize=8)  # fmt: skip
     left.set_ylabel("test MAE of the runs that learned (cycles per 2π)")
     left.set_title("Error, when it learns", fontsize=10)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
 from analysis import backends, escape, factors, family, figures, stats, store, trends, wording
 from analysis.settings import (
@@ -179,20 +181,36 @@ def _inline(text: str) -> str:
     return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', bold)
 
 
-def _html_table(frame: pd.DataFrame) -> str:
-    return frame.map(lambda v: _inline(str(v))).to_html(index=False, border=0, escape=False)
+def _html_table(frame: pd.DataFrame) -> Markup:
+    cells = frame.map(lambda v: _inline(str(v)))
+    return Markup(cells.to_html(index=False, border=0, escape=False))
+
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def render_html(out: Path, outcome, per_max_freq: int, **page) -> str:
+    """report.html from templates/report.html.j2: the same content as report.md, with every
+    figure embedded (self-contained)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters["inline"] = lambda text: Markup(_inline(str(text)))
+    env.filters["table"] = _html_table
+
+    def figure(name: str) -> Markup:
+        data = base64.b64encode((out / name).read_bytes()).decode()
+        return Markup(
+            f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption(name, outcome, per_max_freq))}</figcaption>"
+            "</figure>"
+        )
+
+    return env.get_template("report.html.j2").render(figure=figure, **page)
 
 
 def caption(name: str, outcome, per_max_freq: int = 20) -> str:
     return CAPTIONS.get(name, "").format(failed=outcome.counted, per=per_max_freq)
-
-
-def _html(sections: list[tuple[str, list[str]]]) -> str:
-    items = []
-    for title, lines in sections:
-        inner = "".join(f"<li>{_inline(line)}</li>" for line in lines)
-        items.append(f"<li><b>{html.escape(title)}</b><ul>{inner}</ul></li>" if title else inner)
-    return f"<h2>Findings</h2><ul>{''.join(items)}</ul>"
 
 
 def section_markdown(section: wording.Section) -> list[str]:
@@ -207,19 +225,6 @@ def section_markdown(section: wording.Section) -> list[str]:
     for caption, table in section.tables:
         out += [f"**{caption}**", "", markdown_table(table), ""]
     return out
-
-
-def section_html(section: wording.Section) -> str:
-    paragraphs = "".join(f"<p>{_inline(p)}</p>" for p in section.paragraphs)
-    bullets = "".join(f"<li>{_inline(line)}</li>" for line in section.bullets)
-    table = _html_table(section.table) if len(section.table.columns) else ""
-    more = "".join(
-        f"<p><b>{html.escape(title)}</b></p>{_html_table(t)}" for title, t in section.tables
-    )
-    return (
-        f"<h2>{html.escape(section.title)}</h2>{paragraphs}"
-        f"{f'<ul>{bullets}</ul>' if bullets else ''}{table}{more}"
-    )
 
 
 # --- the analysis and the files ---------------------------------------------------------------
@@ -375,32 +380,20 @@ def write(
     text = "\n".join(md).replace("METHODS#", f"{methods}#")
     (out / "report.md").write_text(text.rstrip("\n") + "\n")
 
-    images = "".join(
-        f'<figure><img alt="{n}" src="data:image/png;base64,'
-        f'{base64.b64encode((out / n).read_bytes()).decode()}">'
-        f"<figcaption>{html.escape(caption(n, outcome, per_max_freq))}</figcaption></figure>"
-        for n in names
-    )
-    tests_html = (
-        f'<h2 id="tests">Tests</h2><p>{html.escape(tests_intro)}</p>{_html_table(tests)}'
-        if len(tests)
-        else ""
-    )
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
-        "padding:3px 6px;text-align:right}img{max-width:100%}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        f'<figure><img alt="{OVERVIEW}" src="data:image/png;base64,'
-        f'{base64.b64encode((out / OVERVIEW).read_bytes()).decode()}">'
-        f"<figcaption>{html.escape(caption(OVERVIEW, outcome))}</figcaption></figure>"
-        "<h2>At a glance</h2><ul>"
-        + "".join(f"<li>{_inline(line)}</li>" for line in at_a_glance)
-        + "</ul>"
-        f"{_html(sections)}"
-        f"{''.join(map(section_html, extra))}<p>{html.escape(intro)}</p>"
-        f"{readable.to_html(index=False, border=0)}{tests_html}{images}</body></html>"
+    page = render_html(
+        title=title,
+        overview=OVERVIEW,
+        glance=at_a_glance,
+        findings=sections,
+        sections=extra,
+        intro=intro,
+        summary=readable,
+        tests=tests,
+        tests_intro=tests_intro,
+        images=names,
+        out=out,
+        outcome=outcome,
+        per_max_freq=per_max_freq,
     )
     (out / "report.html").write_text(page.replace("METHODS#", f"{methods}#"))
     files = ("runs.csv", "summary.csv", OVERVIEW, *names, "report.md", "report.html")

@@ -1030,27 +1030,11 @@ def escape_section(escapes: list[escape.Escape], title_labels: bool, family: Fam
     intro = (
         f"{runs} FINISHED runs with progress checks"
         + (f", {stopped} of them stopped once off the plateau (stop_on_escape)" if stopped else "")
-        + ". A run is on the plateau while its mae_ratio_train (a forward pass over the "
-        "training set without dropout, at update 0, at the checks and after the last update) "
-        "is at or above the divergence threshold; it escaped at the first check from which it "
-        "stayed below (so a run trained to its budget ends on the plateau exactly when it "
-        "never escaped). Its escape is known "
-        "only to the checks (between the one before and that one), and a run still on the "
-        "plateau at its budget may leave it later or never. Every run of a max_freq is "
-        "followed to the same budget, so the fraction still on the plateau at each check is a "
-        "plain proportion: curves and counts carry pointwise 95% Clopper–Pearson intervals, "
-        "exact at every level of the curve (pointwise: the whole curve is not held to 95%). "
-        "The median escape is the first check at which at most half "
-        "are still on the plateau ('≤ c': before the first check; '> budget': not reached), "
-        "with a 95% interval from the checks' intervals. Escape vs max_freq: a discrete-time "
-        "hazard model (logistic regression of escaping at a check, with a free baseline per "
-        "check, conditional likelihood), one log-linear rate reported only where a "
-        "likelihood-ratio test does not reject it against max_freq as categories; and always "
-        "each max_freq against the one before, as the chance θ that a run at the larger one "
-        "stays on the plateau longer (score interval, ties half). "
-        "Failure modes of the runs that ended on the plateau: "
-        + ", ".join(names.FAILURE_MODES)
-        + " (pipeline/evaluate.py)."
+        + ". A run is on the plateau while its mae_ratio_train is at or above the divergence "
+        "threshold; it escaped at the first check from which it stayed below. Intervals are "
+        "pointwise 95% Clopper–Pearson; θ is the chance that a run at the larger max_freq stays "
+        "on the plateau longer (½: no difference) ([how escapes are read]"
+        "(METHODS#leaving-the-plateau))."
     )
     bullets, frames, steps = [], [], []
     for e in escapes:
