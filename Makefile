@@ -35,7 +35,7 @@ EXPERIMENT_ARG = --experiment-name "$${MLFLOW_EXPERIMENT_NAME:-sine-lstm}"
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run study report reap test test-slow test-all lint format bench ui clean
+.PHONY: help venv run study report reap test test-slow test-all test-studies lint format bench ui clean
 .PHONY: backends causes scale budget remainder extend shape relapse original original-run
 .PHONY: server server-stop server-status postgres chromium
 
@@ -92,6 +92,9 @@ test-slow: venv postgres chromium ## only the tests marked slow (CI runs make te
 
 test-all: venv postgres chromium ## the whole suite: make test and make test-slow in one run
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "slow or not slow"
+
+test-studies: venv ## every study file of studies/ run in smoke mode with its report (pytest -k study_file)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "slow or not slow" -k study_file
 
 lint: venv ## ruff check and format check, and the import floors' contracts (docs/architecture.md)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache

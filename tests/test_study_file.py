@@ -1,8 +1,8 @@
 """Study files (studies/<name>.toml, pipeline/study.py): read and checked, overridden, rerun
 as the records ran, and every one of them run for real in smoke mode with its report.
 
-`pytest -k study_file` runs them all (the smoke runs are marked slow but one:
-`pytest -m '' -k study_file` for every file)."""
+`make test-studies` (pytest -k study_file, slow tests included) runs them all; `make test`
+runs the default file's smoke run, `make test-slow` the others."""
 
 import hashlib
 import subprocess
