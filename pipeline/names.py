@@ -43,6 +43,10 @@ DEAD, CONSTANT, PARTIAL = "dead_output", "constant", "partial"
 FAILURE_MODES = (NONFINITE, DEAD, CONSTANT, PARTIAL)
 
 
+# What a report can hold, by section (analysis/); a study file names the ones it wants.
+REPORT_SECTIONS = ("trend", "escape", "factors", "backends")
+
+
 def run_name(params: dict[str, Any], axes: tuple[str, ...] = ()) -> str:
     """A main run's name, `max_freq=20 seed=3` and each other varied parameter: what a chart's
     legend shows (child runs prefix their step)."""

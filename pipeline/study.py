@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import names
 from pipeline.config import PASSED_THROUGH, SweepConfig, as_text
 from pipeline.names import UserError
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
-SECTIONS = ("trend", "escape", "factors", "backends")  # what a report can hold (analysis/)
+SECTIONS = names.REPORT_SECTIONS
 GRID_KNOBS = ("max_freqs", "seeds", "first_seed")  # besides any axis of PASSED_THROUGH
 RUN_KNOBS = tuple(f for f in SweepConfig.__dataclass_fields__ if f not in GRID_KNOBS)
 SMOKE_STEPS = 3  # updates per smoke run: the whole path runs, nothing is learned

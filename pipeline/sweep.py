@@ -15,6 +15,7 @@ every open run as KILLED.
     mlflow run . -e sweep -P max_freqs=10,20,30 -P seeds=5 --env-manager local
 """
 
+import hashlib
 import itertools
 import math
 import os
@@ -57,6 +58,33 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
 
     parser = command.build_parser("", "", CONFIGS, STUDY_FILE_FLAGS, ("max_freq", "seed"))
     return vars(parser.parse_args(argv))
+
+
+def check_study_file(raw: dict[str, Any]) -> None:
+    """The study-file flags pipeline.study sets: an existing file, its SHA-256 as it is now,
+    and known report sections (each empty when the sweep runs without a file)."""
+    path, digest = raw.get("study_file") or "", raw.get("study_file_sha256") or ""
+    if path:
+        file = PROJECT / path
+        try:
+            found = file.is_file()
+        except OSError:  # a name too long for the file system, say
+            found = False
+        if not found:
+            raise ConfigError("study_file", path, "an existing study file (studies/<name>.toml)")
+        actual = hashlib.sha256(file.read_bytes()).hexdigest()
+        if digest != actual:
+            raise ConfigError(
+                "study_file_sha256", digest, f"the file's SHA-256 as it is now ({actual})"
+            )
+    elif digest:
+        raise ConfigError("study_file_sha256", digest, "empty without a study_file")
+    sections = [s for s in (raw.get("report_sections") or "").split(",") if s]
+    if not set(sections) <= set(names.REPORT_SECTIONS):
+        raise ConfigError(
+            "report_sections", raw["report_sections"],
+            f"empty, or some of {', '.join(names.REPORT_SECTIONS)} separated by commas",
+        )  # fmt: skip
 
 
 def run_key(params: dict[str, Any]) -> str:
@@ -299,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline import command
 
     def build(raw: dict[str, Any]) -> tuple[SweepConfig, dict[str, Any]]:
+        check_study_file(raw)
         sweep = SweepConfig.from_strings(raw)
         refuse_a_huge_grid(sweep, raw)  # in seconds, before validating every pair
         jobs = plan(sweep, raw)  # validates every experiment parameter before any run starts
