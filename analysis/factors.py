@@ -236,6 +236,25 @@ def median_fit(x: np.ndarray, y: np.ndarray, resamples: int, seed: int) -> Media
     return MedianFit(beta, low, high, bootstrap_p(draws), singles, cells)
 
 
+def median_fit_estimable(x: np.ndarray, y: np.ndarray, resamples: int, seed: int) -> MedianFit:
+    """median_fit on the columns the learned runs can estimate: a level with no run that learned
+    (every raw-target run diverged, say) gets no estimate (NaN), the others theirs."""
+    if len(y) == 0:
+        return median_fit(x, y, resamples, seed)
+    keep = estimable(x)
+    if len(keep) == x.shape[1]:
+        return median_fit(x, y, resamples, seed)
+    fit = median_fit(x[:, keep], y, resamples, seed)
+
+    def spread(values: np.ndarray) -> np.ndarray:
+        out = np.full(x.shape[1], math.nan)
+        out[keep] = values
+        return out
+
+    return MedianFit(spread(fit.beta), spread(fit.low), spread(fit.high), spread(fit.p),
+                     fit.singles, fit.cells, fit.reason or "a level without learned runs")  # fmt: skip
+
+
 # --- full factorials: cells and additivity ----------------------------------------------------
 
 
@@ -452,7 +471,7 @@ def effects(runs: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> Fa
     keep = estimable(x_all)
     x = x_all[:, keep]
     confounded = tuple(f"{r[0]}={r[1]}" for i, r in enumerate(rows, start=1) if i not in keep)
-    median = median_fit(x[learned], ratio[learned], resamples, seed)
+    median = median_fit_estimable(x[learned], ratio[learned], resamples, seed)
     divergence = logistic.fit(grouped(x, y))
     table = []
     for i, (name, level, reference, n, k, m, key) in enumerate(rows, start=1):

@@ -480,7 +480,7 @@ def _effect_part(row, e: factors.FactorEffects, family: Family, outcome: str) ->
         if _suppressed(e, outcome):
             return f"{what}: see the cells ({CELLS_WHY[e.cells_instead(outcome)]})"
         if math.isnan(value):
-            return f"{what}: no estimate"
+            return f"{what}: no estimate (a level without runs that learned)"
         if math.isnan(low):
             return f"{what} differs by {fmt(value)}{per} (no interval: one run per cell)"
         if stats.verdict(low, high, null) in ("grows", "falls"):

@@ -381,3 +381,21 @@ def test_with_max_freq_numeric_each_level_is_given_at_each_max_freq_and_pooled()
     assert m["level_diverged/target_scale_max_freq"] == 0
     assert m["level_diverged/target_scale_max_freq_high"] == pytest.approx(upper)
     assert m["level_diverged/target_scale_none"] == pytest.approx(3 / 40)
+
+
+def test_a_level_where_every_run_diverged_gets_no_median_effect_and_the_others_theirs():
+    """The asker's setting: every raw-target run diverged, so no run that learned has that
+    level; the median model cannot estimate its effect (it was a singular matrix), the
+    divergence model still can."""
+    runs = _grid(4, max_freqs=(301,), target_scale=["none", "max_freq"])
+    raw = (runs["target_scale"] == "none").to_numpy()
+    runs["diverged"] = pd.array(raw, dtype="boolean")
+    e = factors.effects(runs, RESAMPLES)
+    (row,) = e.table.itertuples(index=False)
+    assert math.isnan(row.median_effect) and math.isnan(row.median_low)
+    assert row.odds_ratio < 1 and row.or_high < 1  # Firth: separated, still a finite ratio
+    from analysis import wording
+    from analysis.family import family_of
+
+    text = wording.effect_sentence(e.table.iloc[0], e, family_of([], e, None, []))
+    assert "median mae_ratio_test: no estimate (a level without runs that learned)" in text
