@@ -251,8 +251,9 @@ def median_fit_estimable(x: np.ndarray, y: np.ndarray, resamples: int, seed: int
         out[keep] = values
         return out
 
+    why = fit.reason or "a level without learned runs"
     return MedianFit(spread(fit.beta), spread(fit.low), spread(fit.high), spread(fit.p),
-                     fit.singles, fit.cells, fit.reason or "a level without learned runs")  # fmt: skip
+                     fit.singles, fit.cells, why)  # fmt: skip
 
 
 # --- full factorials: cells and additivity ----------------------------------------------------
