@@ -18,9 +18,9 @@ ORIGINAL = -P time_steps=2000 -P max_freq=301 -P samples_per_freq=1 -P test_samp
 ORIGINAL_BACKEND ?= jax
 EPOCHS ?= 200
 # The suite in TEST_WORKERS processes (pytest-xdist; 1: one process, no xdist). Most tests
-# wait on a child process or train on one core, so two share two cores well (on 2 cores: make
-# test about 8 min, make test-slow about 14); the Ray tests and the team server's run in one
-# worker each (xdist_group).
+# wait on a child process or train on one core, so two share two cores well (on 2 cores, from
+# a fresh clone: make test 11 min 38 s, measured); the Ray tests and the team server's run in
+# one worker each (xdist_group).
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL = $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 # The team tracking server (services/server.py): state in .server/, PostgreSQL on 127.0.0.1 only.
