@@ -1001,8 +1001,12 @@ def rule_sentence(r: escape.RuleCheck) -> str:
         f"**The stopping rule, checked on full-budget runs**: of {r.runs} runs, {r.stopped} were "
         f"off the plateau at two checks in a row before their budget (where stop_on_escape "
         f"would have ended them); {r.diverged} of those ended diverged ({r.diverged}/"
-        f"{r.stopped}; 95% Clopper–Pearson {fmt(r.low)} to {fmt(r.high)}): they relapsed, and a "
-        "stopped study would have counted them as not diverged."
+        f"{r.stopped}; 95% Clopper–Pearson {fmt(r.low)} to {fmt(r.high)})"
+        + (
+            ": they relapsed, and a stopped study would have counted them as not diverged."
+            if r.diverged
+            else ": none relapsed."
+        )
     )
     if len(r.table) < 2:
         return text

@@ -479,3 +479,18 @@ def test_a_tiny_sweep_with_a_budget_axis_is_reported_per_budget(store, tmp_path)
     assert analysis.data.metrics["escape_budget/train_steps_2"] == 2
     assert analysis.data.metrics["escape_budget/train_steps_5"] == 5
     assert (out / "budget-axis" / "escape_survival.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_rule_check_without_relapses_says_none_relapsed():
+    from analysis import escape as esc
+    from analysis import wording
+
+    table = pd.DataFrame(
+        {"max_freq": [301], "runs": [4], "stopped": [4], "relapsed": [0], "low": [0.0],
+         "high": [0.602], "never": [0], "diverged": [0]}
+    )  # fmt: skip
+    text = wording.rule_sentence(esc.RuleCheck(table))
+    assert (
+        "0 of those ended diverged (0/4; 95% Clopper–Pearson 0 to 0.602): none relapsed." in text
+    )
+    assert "they relapsed" not in text
